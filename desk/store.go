@@ -47,6 +47,10 @@ type PresenceStore interface {
 	// Claim atomically reserves a free operator for a call for ttl. It returns
 	// ErrClaimed when another call holds him, on this node or any other.
 	Claim(ctx context.Context, login, callID string, status Status, ttl time.Duration) error
+	// UpdateClaim changes the status and ttl of the claim callID holds on login (ringing
+	// → talking once answered). ErrNotFound when the claim is gone, ErrClaimed when
+	// another call holds him.
+	UpdateClaim(ctx context.Context, login, callID string, status Status, ttl time.Duration) error
 	// Release frees the operator if callID still holds him, and marks him idle now.
 	Release(ctx context.Context, login, callID string) error
 }

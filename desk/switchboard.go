@@ -1,0 +1,1098 @@
+package desk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/calldesk/desk/desk/phone"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Switchboard decides who takes each inbound call and keeps the call's timeline.
+//
+// The SIP side waits only for Route. Everything after it (Ringing, Answered,
+// TargetFailed, Missed, Ended) is applied on a worker chosen by the SIP Call-ID, so
+// the events of one call stay in order while none of them waits on Redis.
+//
+// A Redis outage never fails a call: Route keeps the operators and bindings it last
+// read and, when the store does not answer, routes from them with claims held in
+// process, and the pop says the lookup is unavailable.
+type Switchboard struct {
+	store         Store
+	pub           Publisher
+	log           *slog.Logger
+	lines         []lineEntry
+	defaultScript string
+	scripts       map[string]*Script
+	region        string
+	ringTimeout   time.Duration
+	node          string
+	lookupTimeout time.Duration
+	refreshEvery  time.Duration
+	now           func() time.Time
+	reg           prometheus.Registerer
+
+	callsTotal *prometheus.CounterVec
+	popLatency prometheus.Histogram
+
+	mu          sync.Mutex
+	live        map[string]*liveCall // by SIP Call-ID
+	done        map[string]time.Time // SIP Call-IDs finished lately, to ignore retransmissions
+	ops         map[string]*Operator // as last read from the store
+	bindings    map[string][]Binding // as last read from the store
+	localClaims map[string]string    // login → call ID held by this node
+	downUntil   time.Time            // store considered down until then
+
+	shards  []*shard
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	closeMu sync.Once
+}
+
+type lineEntry struct {
+	Line
+	e164 string // normalised Number, "" when it is not a number
+}
+
+// liveCall is a call this node routed or learnt of, with what its events need.
+type liveCall struct {
+	call    *Call
+	contact *Contact
+}
+
+// Incoming is an inbound call as the SIP side sees it.
+type Incoming struct {
+	SIPCallID  string
+	Caller     string
+	CallerName string
+	Dialled    string
+	// Tried are the operators already rung for this call, for hunting.
+	Tried    []string
+	Received time.Time
+}
+
+// Route is the decision: ring Operator on Bindings for RingTimeout, or reject with
+// Status and Reason when Status is non-zero.
+type Route struct {
+	Operator    string
+	Bindings    []Binding
+	RingTimeout time.Duration
+	Status      int
+	Reason      string
+}
+
+// SwitchboardOption configures a Switchboard.
+type SwitchboardOption func(*Switchboard)
+
+// WithSwitchboardLogger sets the logger.
+func WithSwitchboardLogger(l *slog.Logger) SwitchboardOption {
+	return func(s *Switchboard) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithLines sets the configured lines and the script of the default line.
+func WithLines(lines []Line, defaultScript string) SwitchboardOption {
+	return func(s *Switchboard) {
+		s.defaultScript = defaultScript
+		s.lines = s.lines[:0]
+		for _, l := range lines {
+			s.lines = append(s.lines, lineEntry{Line: l})
+		}
+	}
+}
+
+// WithScripts sets the scripts by ID.
+func WithScripts(m map[string]*Script) SwitchboardOption {
+	return func(s *Switchboard) { s.scripts = m }
+}
+
+// WithRegion sets the country assumed for numbers without a country code (default RU).
+func WithRegion(r string) SwitchboardOption { return func(s *Switchboard) { s.region = r } }
+
+// WithRingTimeout sets how long one operator rings before the call hunts on (default 20s).
+func WithRingTimeout(d time.Duration) SwitchboardOption {
+	return func(s *Switchboard) {
+		if d > 0 {
+			s.ringTimeout = d
+		}
+	}
+}
+
+// WithNode names this desk node, for logs.
+func WithNode(n string) SwitchboardOption { return func(s *Switchboard) { s.node = n } }
+
+// WithLookupTimeout bounds each store read on the route path (default 300ms): a slow
+// store costs the caller at most this before the call is routed from the cache.
+func WithLookupTimeout(d time.Duration) SwitchboardOption {
+	return func(s *Switchboard) {
+		if d > 0 {
+			s.lookupTimeout = d
+		}
+	}
+}
+
+// WithRefresh sets how often the operator and binding cache is refreshed in the
+// background (default 5s; negative disables it).
+func WithRefresh(d time.Duration) SwitchboardOption {
+	return func(s *Switchboard) { s.refreshEvery = d }
+}
+
+// WithRegisterer registers the metrics there; nil registers none.
+func WithRegisterer(r prometheus.Registerer) SwitchboardOption {
+	return func(s *Switchboard) { s.reg = r }
+}
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) SwitchboardOption {
+	return func(s *Switchboard) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+const (
+	// claimMargin keeps a ringing claim alive a little past the ring timeout, so the
+	// SIP side's own timer fires first and releases it.
+	claimMargin = 10 * time.Second
+	// talkTTL bounds a talking claim: a node that dies mid-call frees the operator
+	// after this at the latest.
+	talkTTL = 4 * time.Hour
+	// downFor is how long Route trusts its cache alone after the store failed,
+	// so a dead Redis costs one timeout, not one per call.
+	downFor = time.Second
+	// doneFor is how long a finished SIP Call-ID is remembered, to ignore retransmissions.
+	doneFor = 2 * time.Minute
+	// eventTimeout bounds the store work of one event on its worker.
+	eventTimeout = 5 * time.Second
+	numShards    = 16
+)
+
+// NewSwitchboard returns a Switchboard on store that publishes through pub.
+// Call Close to drain its workers.
+func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Switchboard {
+	s := &Switchboard{
+		store:         store,
+		pub:           pub,
+		log:           slog.Default(),
+		region:        "RU",
+		ringTimeout:   20 * time.Second,
+		lookupTimeout: 300 * time.Millisecond,
+		refreshEvery:  5 * time.Second,
+		now:           time.Now,
+		scripts:       map[string]*Script{},
+		live:          map[string]*liveCall{},
+		done:          map[string]time.Time{},
+		ops:           map[string]*Operator{},
+		bindings:      map[string][]Binding{},
+		localClaims:   map[string]string{},
+		stop:          make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.log = s.log.With("node", s.node)
+	for i := range s.lines {
+		if e, err := phone.Normalize(s.lines[i].Number, s.region); err == nil {
+			s.lines[i].e164 = e
+		}
+	}
+	s.callsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "desk_calls_total", Help: "Inbound calls by outcome.",
+	}, []string{"outcome"})
+	s.popLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "desk_pop_latency_seconds",
+		Help:    "Time from the INVITE to the pop being published.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	if s.reg != nil {
+		for _, c := range []prometheus.Collector{s.callsTotal, s.popLatency} {
+			if err := s.reg.Register(c); err != nil {
+				s.log.Warn("switchboard: metric not registered", "err", err)
+			}
+		}
+	}
+	s.shards = make([]*shard, numShards)
+	for i := range s.shards {
+		s.shards[i] = newShard()
+		s.stopped.Add(1)
+		go func() { defer s.stopped.Done(); s.shards[i].run() }()
+	}
+	if s.refreshEvery > 0 {
+		s.stopped.Add(1)
+		go s.refreshLoop()
+	}
+	return s
+}
+
+// Close stops the cache refresher and waits until every queued event is applied.
+func (s *Switchboard) Close() {
+	s.closeMu.Do(func() {
+		close(s.stop)
+		for _, sh := range s.shards {
+			sh.close()
+		}
+		s.stopped.Wait()
+	})
+}
+
+func (s *Switchboard) refreshLoop() {
+	defer s.stopped.Done()
+	t := time.NewTicker(s.refreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), s.refreshEvery)
+			if err := s.Refresh(ctx); err != nil {
+				s.log.Debug("switchboard: cache refresh failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Refresh reads the operators and the bindings of the registered ones into the
+// cache Route falls back on when the store is unavailable.
+func (s *Switchboard) Refresh(ctx context.Context) error {
+	ops, err := s.store.Operators(ctx)
+	if err != nil {
+		return err
+	}
+	s.cacheOperators(ops)
+	for _, o := range ops {
+		if !o.Registered {
+			s.cacheBindings(o.Login, nil)
+			continue
+		}
+		b, err := s.store.Bindings(ctx, o.Login)
+		if err != nil {
+			return err
+		}
+		s.cacheBindings(o.Login, b)
+	}
+	return nil
+}
+
+func (s *Switchboard) cacheOperators(ops []*Operator) {
+	m := make(map[string]*Operator, len(ops))
+	for _, o := range ops {
+		c := *o
+		m[o.Login] = &c
+	}
+	s.mu.Lock()
+	s.ops = m
+	s.mu.Unlock()
+}
+
+func (s *Switchboard) cacheBindings(login string, b []Binding) {
+	s.mu.Lock()
+	if len(b) == 0 {
+		delete(s.bindings, login)
+	} else {
+		s.bindings[login] = slices.Clone(b)
+	}
+	s.mu.Unlock()
+}
+
+// cachedBindings returns the cached bindings of login that have not expired.
+func (s *Switchboard) cachedBindings(login string) []Binding {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Binding
+	for _, b := range s.bindings[login] {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// storeDown reports whether Route should skip the store for now.
+func (s *Switchboard) storeDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now().Before(s.downUntil)
+}
+
+// failed records a store failure; it reports whether err means the store is down.
+func (s *Switchboard) failed(op string, err error) bool {
+	if !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	s.mu.Lock()
+	first := !s.now().Before(s.downUntil)
+	s.downUntil = s.now().Add(downFor)
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("switchboard: store unavailable, routing from cache", "op", op, "err", err)
+	}
+	return true
+}
+
+// routeCtx carries the state of one Route call.
+type routeCtx struct {
+	ctx      context.Context
+	degraded bool // the store failed: use the cache and local claims
+}
+
+func (s *Switchboard) lookupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.lookupTimeout)
+}
+
+// Route picks and reserves the operator for a call, and pops the call on his page
+// before returning. It never fails because of the store.
+func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
+	start := s.now()
+	received := in.Received
+	if received.IsZero() {
+		received = start
+	}
+
+	s.mu.Lock()
+	s.pruneDoneLocked(start)
+	lc := s.live[in.SIPCallID]
+	if lc == nil {
+		if _, ok := s.done[in.SIPCallID]; ok {
+			s.mu.Unlock()
+			return Route{Status: 480, Reason: "call already finished"}
+		}
+	} else if dup, ok := s.duplicateLocked(lc, in); ok {
+		s.mu.Unlock()
+		dup.Bindings = s.cachedBindings(dup.Operator)
+		return dup
+	}
+	var (
+		contact      *Contact
+		lookupFailed bool
+		skip         = slices.Clone(in.Tried)
+		previous     []string // operators whose unanswered attempts are over
+		callID       string
+	)
+	if lc != nil {
+		contact, lookupFailed, callID = lc.contact, lc.call.LookupFailed, lc.call.ID
+		for _, a := range lc.call.Attempts {
+			skip = append(skip, a.Operator)
+			if a.Outcome == "" {
+				previous = append(previous, a.Operator)
+			}
+		}
+	} else {
+		callID = newID()
+	}
+	s.mu.Unlock()
+
+	rc := &routeCtx{ctx: ctx, degraded: s.storeDown()}
+	from := in.Caller
+	if e, err := phone.Normalize(in.Caller, s.region); err == nil {
+		from = e
+	}
+
+	// The contact lookup runs beside the operators read: both bound by the lookup timeout.
+	type lookup struct {
+		c      *Contact
+		failed bool
+	}
+	var lookupCh chan lookup
+	if lc == nil {
+		if rc.degraded || from == in.Caller && !isE164(from) {
+			lookupFailed = rc.degraded
+		} else {
+			lookupCh = make(chan lookup, 1)
+			go func() {
+				lctx, cancel := s.lookupCtx(ctx)
+				defer cancel()
+				c, err := s.store.ContactByPhone(lctx, from)
+				switch {
+				case err == nil:
+					lookupCh <- lookup{c: c}
+				case errors.Is(err, ErrNotFound):
+					lookupCh <- lookup{}
+				default:
+					s.failed("contact lookup", err)
+					s.log.Warn("switchboard: contact lookup failed", "from", from, "err", err)
+					lookupCh <- lookup{failed: true}
+				}
+			}()
+		}
+	}
+	ops := s.operators(rc)
+	if lookupCh != nil {
+		l := <-lookupCh
+		contact, lookupFailed = l.c, l.failed
+	}
+
+	line, script, direct := s.line(in.Dialled, ops)
+	var manager *Operator
+	if contact != nil && contact.Manager != "" {
+		manager = ops[contact.Manager]
+	}
+
+	chosen, bindings := s.choose(rc, ops, direct, manager, skip, callID)
+
+	now := s.now()
+	s.mu.Lock()
+	if lc == nil {
+		// Another Route for this Call-ID may have raced us here (a retransmission
+		// handled concurrently): the first one wins and ours is given back.
+		if other := s.live[in.SIPCallID]; other != nil {
+			s.mu.Unlock()
+			if chosen != "" {
+				s.release(rc, chosen, callID)
+			}
+			s.mu.Lock()
+			r := Route{Operator: other.call.Operator, RingTimeout: s.ringTimeout, Status: 0}
+			if other.call.State != CallRinging {
+				r = Route{Status: 480, Reason: "no operator available"}
+			}
+			s.mu.Unlock()
+			if r.Operator != "" {
+				r.Bindings = s.cachedBindings(r.Operator)
+			}
+			return r
+		}
+		to := in.Dialled
+		if e, err := phone.Normalize(in.Dialled, s.region); err == nil {
+			to = e
+		}
+		lc = &liveCall{contact: contact, call: &Call{
+			ID: callID, SIPCallID: in.SIPCallID, From: from, FromDisplay: in.CallerName, To: to,
+			Line: line, State: CallRinging, LookupFailed: lookupFailed, Started: received,
+		}}
+		if contact != nil {
+			lc.call.ContactID = contact.ID
+		}
+		s.live[in.SIPCallID] = lc
+	}
+	c := lc.call
+	if chosen == "" {
+		c.State, c.Reason = CallMissed, "no operator"
+		c.Ended = &now
+		delete(s.live, in.SIPCallID)
+		s.done[in.SIPCallID] = now
+	} else {
+		c.Operator = chosen
+		c.Attempts = append(c.Attempts, Attempt{Operator: chosen, Started: now})
+	}
+	snapshot := cloneCall(c)
+	s.mu.Unlock()
+
+	for _, op := range previous {
+		if op != chosen {
+			s.release(rc, op, callID)
+		}
+	}
+	if chosen == "" {
+		s.callsTotal.WithLabelValues("missed").Inc()
+		s.pub.Publish(Event{Type: EventCallMissed, Operators: managerAudience(contact), Payload: CallUpdate{Call: snapshot}})
+		s.dispatchSave(in.SIPCallID, snapshot)
+		s.log.Info("switchboard: no operator available", "sip_call_id", in.SIPCallID, "from", from, "tried", skip)
+		return Route{Status: 480, Reason: "no operator available"}
+	}
+
+	pop := Pop{Call: snapshot, Contact: contact, Script: script}
+	if manager != nil {
+		pop.Manager = manager.Name
+	}
+	if lookupFailed {
+		pop.Lookup = "unavailable"
+	}
+	s.pub.Publish(Event{Type: EventCallRinging, Operators: []string{chosen}, Payload: pop})
+	s.popLatency.Observe(s.now().Sub(received).Seconds())
+	s.dispatchSave(in.SIPCallID, snapshot)
+	s.log.Info("switchboard: routed", "sip_call_id", in.SIPCallID, "call", callID, "from", from,
+		"line", line, "operator", chosen, "attempt", len(snapshot.Attempts), "degraded", rc.degraded)
+	return Route{Operator: chosen, Bindings: bindings, RingTimeout: s.ringTimeout}
+}
+
+// duplicateLocked recognises a repeated Route for the attempt still ringing (a
+// retransmitted INVITE): it gets the same answer and no second pop.
+func (s *Switchboard) duplicateLocked(lc *liveCall, in Incoming) (Route, bool) {
+	c := lc.call
+	if !c.Live() {
+		return Route{Status: 480, Reason: "call already finished"}, true
+	}
+	if c.State != CallRinging || len(c.Attempts) == 0 {
+		return Route{}, false
+	}
+	last := c.Attempts[len(c.Attempts)-1]
+	if last.Outcome != "" || slices.Contains(in.Tried, last.Operator) {
+		return Route{}, false
+	}
+	return Route{Operator: last.Operator, RingTimeout: s.ringTimeout}, true
+}
+
+func (s *Switchboard) pruneDoneLocked(now time.Time) {
+	for id, t := range s.done {
+		if now.Sub(t) > doneFor {
+			delete(s.done, id)
+		}
+	}
+}
+
+// operators reads the operators from the store, or from the cache when it fails.
+func (s *Switchboard) operators(rc *routeCtx) map[string]*Operator {
+	if !rc.degraded {
+		ctx, cancel := s.lookupCtx(rc.ctx)
+		ops, err := s.store.Operators(ctx)
+		cancel()
+		if err == nil {
+			s.cacheOperators(ops)
+		} else {
+			s.failed("operators", err)
+			s.log.Warn("switchboard: reading operators failed, using cache", "err", err)
+			rc.degraded = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]*Operator, len(s.ops))
+	for l, o := range s.ops {
+		c := *o
+		if rc.degraded {
+			// The cached status is as old as the cache; what this node holds is current.
+			if held, ok := s.localClaims[l]; ok {
+				c.CallID, c.Status = held, StatusRinging
+			}
+		}
+		m[l] = &c
+	}
+	return m
+}
+
+// line finds the dialled line: an operator's login (a direct call), a configured
+// line, or the default line.
+func (s *Switchboard) line(dialled string, ops map[string]*Operator) (id string, script *Script, direct string) {
+	if _, ok := ops[dialled]; ok && dialled != "" {
+		return DefaultLine, s.scripts[s.defaultScript], dialled
+	}
+	e164, err := phone.Normalize(dialled, s.region)
+	for _, l := range s.lines {
+		if (err == nil && l.e164 != "" && l.e164 == e164) || l.Number == dialled {
+			sc := s.scripts[l.Script]
+			if sc == nil {
+				sc = s.scripts[s.defaultScript]
+			}
+			return l.Number, sc, ""
+		}
+	}
+	return DefaultLine, s.scripts[s.defaultScript], ""
+}
+
+func free(o *Operator) bool { return o.CallID == "" }
+
+// candidates lists who may take the call, best first.
+func candidates(ops map[string]*Operator, direct string, manager *Operator, skip []string) []*Operator {
+	if direct != "" {
+		if o := ops[direct]; o != nil && o.Registered && free(o) && !slices.Contains(skip, direct) {
+			return []*Operator{o}
+		}
+		return nil
+	}
+	var out []*Operator
+	if manager != nil && manager.Registered && !manager.Away && free(manager) && !slices.Contains(skip, manager.Login) {
+		out = append(out, manager)
+	}
+	var open, closed []*Operator
+	for _, o := range ops {
+		if !o.Registered || o.Away || !free(o) || slices.Contains(skip, o.Login) || (manager != nil && o.Login == manager.Login) {
+			continue
+		}
+		if o.PageOpen {
+			open = append(open, o)
+		} else {
+			closed = append(closed, o)
+		}
+	}
+	longestIdle := func(a, b *Operator) int {
+		if c := a.IdleSince.Compare(b.IdleSince); c != 0 {
+			return c
+		}
+		return cmpString(a.Login, b.Login)
+	}
+	slices.SortFunc(open, longestIdle)
+	slices.SortFunc(closed, longestIdle)
+	out = append(out, open...)
+	// A closed page is no reason to drop a call: those phones ring last.
+	return append(out, closed...)
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// choose claims the first candidate that can be claimed and has live bindings.
+func (s *Switchboard) choose(rc *routeCtx, ops map[string]*Operator, direct string, manager *Operator, skip []string, callID string) (string, []Binding) {
+	for _, o := range candidates(ops, direct, manager, skip) {
+		if !s.claim(rc, o.Login, callID) {
+			continue
+		}
+		b := s.bindingsOf(rc, o.Login)
+		if len(b) == 0 {
+			s.release(rc, o.Login, callID)
+			continue
+		}
+		return o.Login, b
+	}
+	return "", nil
+}
+
+// claim reserves login for callID in the store, or in process when the store is down.
+func (s *Switchboard) claim(rc *routeCtx, login, callID string) bool {
+	s.mu.Lock()
+	if held, ok := s.localClaims[login]; ok && held != callID {
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.Unlock()
+	if !rc.degraded {
+		ctx, cancel := s.lookupCtx(rc.ctx)
+		err := s.store.Claim(ctx, login, callID, StatusRinging, s.ringTimeout+claimMargin)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrClaimed):
+			return false
+		case s.failed("claim", err):
+			rc.degraded = true
+		default:
+			s.log.Warn("switchboard: claim failed", "operator", login, "err", err)
+			return false
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if held, ok := s.localClaims[login]; ok && held != callID {
+		return false
+	}
+	s.localClaims[login] = callID
+	return true
+}
+
+func (s *Switchboard) bindingsOf(rc *routeCtx, login string) []Binding {
+	if !rc.degraded {
+		ctx, cancel := s.lookupCtx(rc.ctx)
+		b, err := s.store.Bindings(ctx, login)
+		cancel()
+		if err == nil {
+			s.cacheBindings(login, b)
+			return b
+		}
+		if s.failed("bindings", err) {
+			rc.degraded = true
+		} else {
+			s.log.Warn("switchboard: reading bindings failed", "operator", login, "err", err)
+		}
+	}
+	return s.cachedBindings(login)
+}
+
+// release gives login back: in process at once, in the store on the call's worker
+// when called from an event, or right here from Route.
+func (s *Switchboard) release(rc *routeCtx, login, callID string) {
+	s.dropLocalClaim(login, callID)
+	if (rc != nil && rc.degraded) || s.storeDown() {
+		return
+	}
+	ctx := context.Background()
+	if rc != nil {
+		ctx = rc.ctx
+	}
+	ctx, cancel := s.lookupCtx(ctx)
+	defer cancel()
+	if err := s.store.Release(ctx, login, callID); err != nil {
+		s.failed("release", err)
+		s.log.Warn("switchboard: release failed", "operator", login, "call", callID, "err", err)
+	}
+}
+
+func (s *Switchboard) dropLocalClaim(login, callID string) {
+	s.mu.Lock()
+	if s.localClaims[login] == callID {
+		delete(s.localClaims, login)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Switchboard) dispatchSave(sipCallID string, c *Call) {
+	s.shardFor(sipCallID).enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+		defer cancel()
+		s.save(ctx, c)
+	})
+}
+
+// save writes the call; while the store is down it is skipped so the events queued
+// behind it are not delayed by one timeout each (the next save of the call rewrites
+// it whole).
+func (s *Switchboard) save(ctx context.Context, c *Call) {
+	if s.storeDown() {
+		s.log.Debug("switchboard: store down, call not saved", "call", c.ID)
+		return
+	}
+	if err := s.store.SaveCall(ctx, c); err != nil {
+		s.failed("save call", err)
+		s.log.Warn("switchboard: saving call failed", "call", c.ID, "err", err)
+	}
+}
+
+// Events.
+
+// Ringing records that the operator's phone is ringing (180). The claim already
+// says ringing, so only the log hears of it.
+func (s *Switchboard) Ringing(sipCallID, operator string) {
+	s.log.Debug("switchboard: phone ringing", "sip_call_id", sipCallID, "operator", operator)
+}
+
+// Answered records that operator picked up at at.
+func (s *Switchboard) Answered(sipCallID, operator string, at time.Time) {
+	s.event(sipCallID, func(ctx context.Context, lc *liveCall) {
+		s.mu.Lock()
+		c := lc.call
+		if c.State != CallRinging {
+			s.mu.Unlock()
+			return // a retransmitted 200 OK
+		}
+		c.State, c.Operator = CallAnswered, operator
+		c.Answered = &at
+		setOutcome(c, operator, "answered", 200)
+		snap := cloneCall(c)
+		s.mu.Unlock()
+		s.callsTotal.WithLabelValues("answered").Inc()
+		s.pub.Publish(Event{Type: EventCallAnswered, Operators: []string{operator}, Payload: CallUpdate{Call: snap}})
+		if s.storeDown() {
+			return
+		}
+		err := s.store.UpdateClaim(ctx, operator, snap.ID, StatusTalking, talkTTL)
+		if errors.Is(err, ErrNotFound) {
+			err = s.store.Claim(ctx, operator, snap.ID, StatusTalking, talkTTL)
+		}
+		if err != nil {
+			s.failed("update claim", err)
+			s.log.Warn("switchboard: marking operator talking failed", "operator", operator, "err", err)
+		}
+		s.save(ctx, snap)
+	})
+}
+
+// TargetFailed records that operator's attempt ended without an answer: 408 when
+// he did not answer in time, 487 when the caller gave up, else the phone's status.
+func (s *Switchboard) TargetFailed(sipCallID, operator string, status int) {
+	s.event(sipCallID, func(ctx context.Context, lc *liveCall) {
+		s.mu.Lock()
+		c := lc.call
+		if !setOutcome(c, operator, outcomeOf(status), status) {
+			s.mu.Unlock()
+			return
+		}
+		snap := cloneCall(c)
+		s.mu.Unlock()
+		s.release(&routeCtx{ctx: ctx}, operator, snap.ID)
+		// His pop must close even though the call rings on elsewhere: the state says so.
+		s.pub.Publish(Event{Type: EventCallMissed, Operators: []string{operator}, Payload: CallUpdate{Call: snap}})
+		s.save(ctx, snap)
+	})
+}
+
+// Missed records that the call ended before anybody answered; status is what the
+// caller got (487 when he hung up).
+func (s *Switchboard) Missed(sipCallID string, status int) {
+	s.event(sipCallID, func(ctx context.Context, lc *liveCall) { s.missed(ctx, lc, status) })
+}
+
+func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
+	now := s.now()
+	s.mu.Lock()
+	c := lc.call
+	if c.State != CallRinging {
+		s.mu.Unlock()
+		return // a duplicate, or Route already reported nobody available
+	}
+	c.State, c.Ended, c.Reason = CallMissed, &now, missedReason(status)
+	var ringing []string
+	for i := range c.Attempts {
+		if c.Attempts[i].Outcome == "" {
+			c.Attempts[i].Outcome, c.Attempts[i].Status = outcomeOf(status), status
+			ringing = append(ringing, c.Attempts[i].Operator)
+		}
+	}
+	snap := cloneCall(c)
+	s.mu.Unlock()
+	for _, op := range ringing {
+		s.release(&routeCtx{ctx: ctx}, op, c.ID)
+	}
+	outcome := "missed"
+	if status == 487 {
+		outcome = "abandoned"
+	}
+	s.callsTotal.WithLabelValues(outcome).Inc()
+	audience := managerAudience(s.contactOf(ctx, lc))
+	if snap.Operator != "" && !slices.Contains(audience, snap.Operator) {
+		audience = append(audience, snap.Operator)
+	}
+	s.pub.Publish(Event{Type: EventCallMissed, Operators: audience, Payload: CallUpdate{Call: snap}})
+	s.save(ctx, snap)
+}
+
+// Ended records that an established call ended at at; by is "caller" or "operator".
+func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
+	s.event(sipCallID, func(ctx context.Context, lc *liveCall) {
+		s.mu.Lock()
+		c := lc.call
+		if !c.Live() {
+			s.mu.Unlock()
+			return
+		}
+		if c.State == CallRinging {
+			// A BYE without a seen answer: treat the call as missed, not as talked.
+			s.mu.Unlock()
+			s.missed(ctx, lc, 487)
+			return
+		}
+		c.State, c.Ended = CallEnded, &at
+		c.Reason = by + " hung up"
+		if by == "" {
+			c.Reason = "hung up"
+		}
+		snap := cloneCall(c)
+		s.mu.Unlock()
+		if snap.Operator != "" {
+			s.release(&routeCtx{ctx: ctx}, snap.Operator, snap.ID)
+		}
+		s.pub.Publish(Event{Type: EventCallEnded, Operators: []string{snap.Operator}, Payload: CallUpdate{Call: snap}})
+		s.save(ctx, snap)
+	})
+}
+
+// Live returns the live calls on every node: the store's, with this node's fresher
+// copies; this node's alone when the store is unavailable.
+func (s *Switchboard) Live(ctx context.Context) ([]*Call, error) {
+	stored, err := s.store.LiveCalls(ctx)
+	if err != nil {
+		s.log.Warn("switchboard: live calls from store failed, using this node's", "err", err)
+	}
+	byID := map[string]*Call{}
+	for _, c := range stored {
+		byID[c.ID] = c
+	}
+	s.mu.Lock()
+	for _, lc := range s.live {
+		if lc.call.Live() {
+			byID[lc.call.ID] = cloneCall(lc.call)
+		}
+	}
+	s.mu.Unlock()
+	out := make([]*Call, 0, len(byID))
+	for _, c := range byID {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Call) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return cmpString(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// event runs fn for the call on the call's worker, loading the call from the store
+// when this node does not know it (after a restart, or routed by another node).
+func (s *Switchboard) event(sipCallID string, fn func(ctx context.Context, lc *liveCall)) {
+	s.shardFor(sipCallID).enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+		defer cancel()
+		s.mu.Lock()
+		lc := s.live[sipCallID]
+		s.mu.Unlock()
+		if lc == nil {
+			if s.storeDown() {
+				s.log.Warn("switchboard: event for an unknown call while the store is down", "sip_call_id", sipCallID)
+				return
+			}
+			c, err := s.store.CallBySIPID(ctx, sipCallID)
+			if err != nil {
+				s.failed("call by sip id", err)
+				s.log.Warn("switchboard: event for an unknown call", "sip_call_id", sipCallID, "err", err)
+				return
+			}
+			s.mu.Lock()
+			if lc = s.live[sipCallID]; lc == nil {
+				lc = &liveCall{call: c}
+				if c.Live() {
+					s.live[sipCallID] = lc
+				}
+			}
+			s.mu.Unlock()
+		}
+		fn(ctx, lc)
+		s.mu.Lock()
+		if !lc.call.Live() && s.live[sipCallID] == lc {
+			delete(s.live, sipCallID)
+			s.done[sipCallID] = s.now()
+		}
+		s.mu.Unlock()
+	})
+}
+
+// contactOf returns the call's contact, loading it when the call was loaded from the store.
+func (s *Switchboard) contactOf(ctx context.Context, lc *liveCall) *Contact {
+	s.mu.Lock()
+	c, id := lc.contact, lc.call.ContactID
+	s.mu.Unlock()
+	if c != nil || id == "" {
+		return c
+	}
+	c, err := s.store.Contact(ctx, id)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	lc.contact = c
+	s.mu.Unlock()
+	return c
+}
+
+func managerAudience(c *Contact) []string {
+	if c == nil || c.Manager == "" {
+		return nil
+	}
+	return []string{c.Manager}
+}
+
+// setOutcome closes operator's open attempt; false when there is none (a duplicate).
+func setOutcome(c *Call, operator, outcome string, status int) bool {
+	for i := len(c.Attempts) - 1; i >= 0; i-- {
+		a := &c.Attempts[i]
+		if a.Operator == operator && a.Outcome == "" {
+			a.Outcome, a.Status = outcome, status
+			return true
+		}
+	}
+	return false
+}
+
+func outcomeOf(status int) string {
+	switch status {
+	case 408, 480:
+		return "timeout"
+	case 487:
+		return "cancelled"
+	}
+	return "rejected"
+}
+
+func missedReason(status int) string {
+	switch status {
+	case 487:
+		return "cancelled"
+	case 408:
+		return "timeout"
+	case 480, 486, 503:
+		return "no operator"
+	}
+	return "status " + strconv.Itoa(status)
+}
+
+func isE164(s string) bool { return len(s) > 1 && s[0] == '+' }
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func cloneCall(c *Call) *Call {
+	cp := *c
+	cp.Attempts = slices.Clone(c.Attempts)
+	if c.Answered != nil {
+		t := *c.Answered
+		cp.Answered = &t
+	}
+	if c.Ended != nil {
+		t := *c.Ended
+		cp.Ended = &t
+	}
+	return &cp
+}
+
+// shard is one ordered worker. Its queue is unbounded so an event never waits for
+// the store work queued before it.
+type shard struct {
+	mu     sync.Mutex
+	queue  []func()
+	wake   chan struct{}
+	closed bool
+}
+
+func newShard() *shard { return &shard{wake: make(chan struct{}, 1)} }
+
+func (s *Switchboard) shardFor(sipCallID string) *shard {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(sipCallID))
+	return s.shards[h.Sum32()%uint32(len(s.shards))]
+}
+
+func (sh *shard) enqueue(f func()) {
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		f() // after Close there is no worker: apply in the caller rather than lose it
+		return
+	}
+	sh.queue = append(sh.queue, f)
+	sh.mu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sh *shard) close() {
+	sh.mu.Lock()
+	sh.closed = true
+	sh.mu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sh *shard) run() {
+	for {
+		sh.mu.Lock()
+		q := sh.queue
+		sh.queue = nil
+		closed := sh.closed
+		sh.mu.Unlock()
+		for _, f := range q {
+			f()
+		}
+		if len(q) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		<-sh.wake
+	}
+}
