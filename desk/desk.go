@@ -161,10 +161,10 @@ type Operator struct {
 	Name  string `json:"name"`
 	// Status is derived: the call he is on wins, then away, then page/phone state.
 	Status     Status    `json:"status"`
-	Away       bool      `json:"away"`        // set by the operator himself
-	PageOpen   bool      `json:"page_open"`   // at least one desk page connected
-	Registered bool      `json:"registered"`  // at least one live binding
-	IdleSince  time.Time `json:"idle_since"`  // when he last became free
+	Away       bool      `json:"away"`       // set by the operator himself
+	PageOpen   bool      `json:"page_open"`  // at least one desk page connected
+	Registered bool      `json:"registered"` // at least one live binding
+	IdleSince  time.Time `json:"idle_since"` // when he last became free
 	CallID     string    `json:"call_id,omitempty"`
 }
 

@@ -1,0 +1,592 @@
+package yamlfile
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // the desk's zone must load in a minimal container without /usr/share/zoneinfo
+
+	"github.com/calldesk/desk/desk"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the desk configuration of DESK_CONFIG: what the sales lines are, how
+// calls ring, and the lists the scripts take their choices from.
+type Config struct {
+	// Lines map dialled numbers to scripts and preset sources. It always holds the
+	// default line (number "default"), added with DefaultScript when not configured.
+	Lines []desk.Line `json:"lines"`
+	// DefaultScript is the script of the default line and of lines that name none.
+	DefaultScript string `json:"default_script"`
+	// RingTimeout is how long one operator rings before the call hunts on.
+	RingTimeout time.Duration `json:"ring_timeout"`
+	// TrustedTrunks are the networks whose P-Asserted-Identity is believed.
+	TrustedTrunks []netip.Prefix `json:"trusted_trunks,omitempty"`
+	// Sources are the answers to "where did you hear of us", in order.
+	Sources []Source `json:"sources"`
+	// PriceList holds a price range per product, in file order.
+	PriceList []PriceRange `json:"price_list,omitempty"`
+	// Timezone names Location, the zone of quick deadlines such as "tomorrow 10:00".
+	Timezone string         `json:"timezone"`
+	Location *time.Location `json:"-"`
+	// Language is the desk's default language for scripts and labels.
+	Language string `json:"language"`
+
+	file     string
+	lineAt   map[string]int // line number → YAML line of its number
+	scriptAt map[string]int // line number → YAML line of its script, for CheckScripts
+	defAt    int            // YAML line of default_script
+}
+
+// Source is one answer to "where did you hear of us".
+type Source struct {
+	ID string `json:"id"`
+	// Label is the text per language; the key "" is a label for every language.
+	Label map[string]string `json:"label"`
+}
+
+// LabelIn returns the label in lang, else in fallback, else any, else the id.
+func (s Source) LabelIn(lang, fallback string) string {
+	for _, l := range []string{lang, fallback, ""} {
+		if v := s.Label[l]; v != "" {
+			return v
+		}
+	}
+	for _, k := range sortedKeys(s.Label) {
+		return s.Label[k]
+	}
+	return s.ID
+}
+
+// PriceRange is what the desk may say about a product's price: a range, never a
+// bare figure.
+type PriceRange struct {
+	Product  string  `json:"product"`
+	Name     string  `json:"name"`
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	Currency string  `json:"currency"`
+}
+
+// String gives the range as the page shows it: "WMS Basic: 90 000–150 000 RUB".
+func (p PriceRange) String() string {
+	return fmt.Sprintf("%s: %s–%s %s", p.Name, formatAmount(p.Min), formatAmount(p.Max), p.Currency)
+}
+
+// Config defaults.
+const (
+	DefaultScriptID    = "default"
+	DefaultRingTimeout = 20 * time.Second
+	DefaultTimezone    = "Europe/Moscow"
+	DefaultLanguage    = "ru"
+)
+
+// DefaultSources are the playbook's channels, used when the config lists none.
+func DefaultSources() []Source {
+	return []Source{
+		{ID: "exhibition", Label: map[string]string{"ru": "Выставка", "en": "Exhibition"}},
+		{ID: "web_search", Label: map[string]string{"ru": "Поиск в интернете", "en": "Web search"}},
+		{ID: "catalogue", Label: map[string]string{"ru": "Каталог", "en": "Catalogue"}},
+		{ID: "tv_radio", Label: map[string]string{"ru": "ТВ / радио", "en": "TV / radio"}},
+		{ID: "referral", Label: map[string]string{"ru": "Рекомендация", "en": "Referral"}},
+		{ID: "other", Label: map[string]string{"ru": "Другое", "en": "Other"}},
+	}
+}
+
+// DefaultConfig is a working demo configuration: a "sales" line preset to web
+// search, an "expo" line preset to exhibition, the default line and a small price
+// list, all on the default script.
+func DefaultConfig() *Config {
+	loc, err := time.LoadLocation(DefaultTimezone)
+	if err != nil { // cannot happen with time/tzdata linked in
+		loc = time.UTC
+	}
+	return &Config{
+		Lines: []desk.Line{
+			{Number: "sales", Name: "Sales", Script: DefaultScriptID, Source: "web_search"},
+			{Number: "expo", Name: "Exhibition line", Script: DefaultScriptID, Source: "exhibition"},
+			{Number: desk.DefaultLine, Name: "Default", Script: DefaultScriptID},
+		},
+		DefaultScript: DefaultScriptID,
+		RingTimeout:   DefaultRingTimeout,
+		Sources:       DefaultSources(),
+		PriceList: []PriceRange{
+			{Product: "wms-basic", Name: "WMS Basic", Min: 90000, Max: 150000, Currency: "RUB"},
+			{Product: "scanner", Name: "Barcode scanner", Min: 18000, Max: 42000, Currency: "RUB"},
+			{Product: "racking", Name: "Pallet racking, per bay", Min: 12000, Max: 30000, Currency: "RUB"},
+		},
+		Timezone: DefaultTimezone,
+		Location: loc,
+		Language: DefaultLanguage,
+		file:     "default config",
+	}
+}
+
+// LoadConfig reads DESK_CONFIG. An empty path gives DefaultConfig. Keys left out
+// keep their defaults (sources default to DefaultSources; lines to the default
+// line only; the price list to none). Every mistake is reported as
+// file:line: reason in ValidationErrors, unknown keys included.
+func LoadConfig(path string) (*Config, error) {
+	if path == "" {
+		return DefaultConfig(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// ParseConfig parses a configuration held in memory; name is used in errors.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	var errs ValidationErrors
+	c := &collector{file: name, errs: &errs}
+	cfg := &Config{
+		DefaultScript: DefaultScriptID,
+		RingTimeout:   DefaultRingTimeout,
+		Timezone:      DefaultTimezone,
+		Language:      DefaultLanguage,
+		file:          name,
+		lineAt:        map[string]int{},
+		scriptAt:      map[string]int{},
+	}
+	if root := c.parseDoc(data, true); root != nil {
+		c.config(root, cfg)
+	} else if len(errs) == 0 {
+		// A file with nothing but comments: every default applies.
+		c.config(&yaml.Node{Kind: yaml.MappingNode}, cfg)
+	}
+	if err := errs.errOrNil(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *collector) config(root *yaml.Node, cfg *Config) {
+	m, ok := c.mapping(root, "config", "lines", "default_script", "ring_timeout", "trusted_trunks",
+		"sources", "price_lists", "timezone", "language")
+	if !ok {
+		return
+	}
+	if n := m.get("default_script"); n != nil {
+		if s, ok := c.str(n, "default_script"); ok {
+			if !idPattern.MatchString(s) {
+				c.add(n, "default_script %q is not a script id", s)
+			}
+			cfg.DefaultScript, cfg.defAt = s, n.Line
+		}
+	}
+	if n := m.get("ring_timeout"); n != nil {
+		if s, ok := c.str(n, "ring_timeout"); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				c.add(n, "ring_timeout %q is not a duration such as 20s", s)
+			case d < time.Second || d > 5*time.Minute:
+				c.add(n, "ring_timeout %s must be between 1s and 5m", d)
+			default:
+				cfg.RingTimeout = d
+			}
+		}
+	}
+	if n := m.get("timezone"); n != nil {
+		if s, ok := c.str(n, "timezone"); ok {
+			cfg.Timezone = s
+		}
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil || cfg.Timezone == "" || cfg.Timezone == "Local" {
+		c.add(m.line("timezone"), "timezone %q is not an IANA zone such as Europe/Moscow", cfg.Timezone)
+	} else {
+		cfg.Location = loc
+	}
+	if n := m.get("language"); n != nil {
+		if s, ok := c.str(n, "language"); ok {
+			if !langPattern.MatchString(s) {
+				c.add(n, "language %q must be a lower-case ISO 639 code such as ru or en", s)
+			} else {
+				cfg.Language = s
+			}
+		}
+	}
+	if n := m.get("trusted_trunks"); n != nil {
+		if items, ok := c.seq(n, "trusted_trunks"); ok {
+			for _, it := range items {
+				s, ok := c.str(it, "trusted_trunks entry")
+				if !ok {
+					continue
+				}
+				p, err := parsePrefix(s)
+				if err != nil {
+					c.add(it, "trusted_trunks: %q is not a CIDR (10.0.0.0/8) or an IP address", s)
+					continue
+				}
+				cfg.TrustedTrunks = append(cfg.TrustedTrunks, p)
+			}
+		}
+	}
+	cfg.Sources = DefaultSources()
+	if n := m.get("sources"); n != nil {
+		cfg.Sources = c.sources(n)
+	}
+	if n := m.get("price_lists"); n != nil {
+		cfg.PriceList = c.priceList(n)
+	}
+	if n := m.get("lines"); n != nil {
+		c.lines(n, cfg)
+	}
+	if _, ok := cfg.Line(desk.DefaultLine); !ok {
+		cfg.Lines = append(cfg.Lines, desk.Line{Number: desk.DefaultLine, Name: "Default", Script: cfg.DefaultScript})
+	}
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func (c *collector) sources(n *yaml.Node) []Source {
+	items, ok := c.seq(n, "sources")
+	if !ok {
+		return DefaultSources()
+	}
+	var out []Source
+	seen := map[string]int{}
+	for _, it := range items {
+		var src Source
+		if it.Kind == yaml.ScalarNode {
+			s, ok := c.str(it, "source")
+			if !ok {
+				continue
+			}
+			src = Source{ID: s, Label: map[string]string{"": s}}
+		} else {
+			m, ok := c.mapping(it, "source", "id", "label")
+			if !ok {
+				continue
+			}
+			idn := m.get("id")
+			if idn == nil {
+				c.add(it, "source: id is required")
+				continue
+			}
+			id, ok := c.str(idn, "source id")
+			if !ok {
+				continue
+			}
+			src = Source{ID: id, Label: map[string]string{}}
+			if ln := m.get("label"); ln != nil {
+				src.Label = c.labels(ln, "source "+strconv.Quote(id)+" label")
+			} else {
+				src.Label[""] = id
+			}
+		}
+		if !idPattern.MatchString(src.ID) {
+			c.add(it, "source id %q may hold only letters, digits, _ . -", src.ID)
+			continue
+		}
+		if first, dup := seen[src.ID]; dup {
+			c.add(it, "duplicate source %q (first at line %d)", src.ID, first)
+			continue
+		}
+		seen[src.ID] = it.Line
+		out = append(out, src)
+	}
+	if len(out) == 0 && len(items) == 0 {
+		c.add(n, "sources lists nothing; leave the key out for the default channels")
+	}
+	return out
+}
+
+// labels reads a label given as text or as a mapping language → text.
+func (c *collector) labels(n *yaml.Node, what string) map[string]string {
+	out := map[string]string{}
+	if n.Kind == yaml.ScalarNode {
+		if s, ok := c.str(n, what); ok {
+			out[""] = s
+		}
+		return out
+	}
+	m, ok := c.mapping(n, what)
+	if !ok {
+		return out
+	}
+	for _, k := range sortedKeys(m.vals) {
+		if !langPattern.MatchString(k) {
+			c.add(m.keys[k], "%s: %q is not a language code", what, k)
+			continue
+		}
+		if s, ok := c.str(m.vals[k], what); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+func (c *collector) priceList(n *yaml.Node) []PriceRange {
+	m, ok := c.mapping(n, "price_lists")
+	if !ok {
+		return nil
+	}
+	var out []PriceRange
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if m.keys[k.Value] != k { // a duplicate or bad key, already reported
+			continue
+		}
+		product := k.Value
+		what := fmt.Sprintf("price_lists %q", product)
+		if !idPattern.MatchString(product) {
+			c.add(k, "%s: product id may hold only letters, digits, _ . -", what)
+			continue
+		}
+		pm, ok := c.mapping(n.Content[i+1], what, "name", "min", "max", "currency")
+		if !ok {
+			continue
+		}
+		pr := PriceRange{Product: product, Name: product}
+		if v := pm.get("name"); v != nil {
+			if s, ok := c.str(v, what+" name"); ok {
+				pr.Name = s
+			}
+		}
+		minOK := c.amount(pm, "min", what, &pr.Min)
+		maxOK := c.amount(pm, "max", what, &pr.Max)
+		if minOK && maxOK && pr.Max < pr.Min {
+			c.add(pm.line("max"), "%s: max %s is below min %s", what, formatAmount(pr.Max), formatAmount(pr.Min))
+		}
+		if minOK && maxOK && pr.Max == pr.Min {
+			c.add(pm.line("max"), "%s: min and max are equal; the desk never gives a bare price, give a range", what)
+		}
+		if v := pm.get("currency"); v == nil {
+			c.add(pm.line("currency"), "%s: currency is required (e.g. RUB)", what)
+		} else if s, ok := c.str(v, what+" currency"); ok {
+			if !currencyPattern.MatchString(s) {
+				c.add(v, "%s: currency %q must be an ISO 4217 code such as RUB", what, s)
+			}
+			pr.Currency = s
+		}
+		out = append(out, pr)
+	}
+	return out
+}
+
+func (c *collector) amount(m mapping, key, what string, dst *float64) bool {
+	v := m.get(key)
+	if v == nil {
+		c.add(m.line(key), "%s: %s is required", what, key)
+		return false
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
+	if v.Kind != yaml.ScalarNode || (v.Tag != "!!int" && v.Tag != "!!float") || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		c.add(v, "%s: %s must be a number", what, key)
+		return false
+	}
+	if f < 0 {
+		c.add(v, "%s: %s must not be negative", what, key)
+		return false
+	}
+	*dst = f
+	return true
+}
+
+func (c *collector) lines(n *yaml.Node, cfg *Config) {
+	items, ok := c.seq(n, "lines")
+	if !ok {
+		return
+	}
+	for _, it := range items {
+		m, ok := c.mapping(it, "line", "number", "name", "script", "source")
+		if !ok {
+			continue
+		}
+		var l desk.Line
+		nn := m.get("number")
+		if nn == nil {
+			c.add(it, "line: number is required")
+			continue
+		}
+		if s, ok := c.str(nn, "line number"); ok {
+			l.Number = strings.TrimSpace(s)
+		}
+		if l.Number == "" {
+			continue
+		}
+		what := fmt.Sprintf("line %q", l.Number)
+		if first, dup := cfg.lineAt[l.Number]; dup {
+			c.add(nn, "%s is configured twice (first at line %d)", what, first)
+			continue
+		}
+		l.Name = l.Number
+		if v := m.get("name"); v != nil {
+			if s, ok := c.str(v, what+" name"); ok {
+				l.Name = s
+			}
+		}
+		l.Script = cfg.DefaultScript
+		cfg.lineAt[l.Number] = nn.Line
+		cfg.scriptAt[l.Number] = nn.Line
+		if v := m.get("script"); v != nil {
+			if s, ok := c.str(v, what+" script"); ok {
+				l.Script = s
+				cfg.scriptAt[l.Number] = v.Line
+			}
+		}
+		if v := m.get("source"); v != nil {
+			if s, ok := c.str(v, what+" source"); ok {
+				if _, known := cfg.Source(s); !known {
+					ids := make([]string, len(cfg.Sources))
+					for i, src := range cfg.Sources {
+						ids[i] = src.ID
+					}
+					c.add(v, "%s: source %q is not in sources (%s)", what, s, strings.Join(ids, ", "))
+				}
+				l.Source = s
+			}
+		}
+		cfg.Lines = append(cfg.Lines, l)
+	}
+}
+
+// Line returns the configured line with exactly this number.
+func (cfg *Config) Line(number string) (desk.Line, bool) {
+	for _, l := range cfg.Lines {
+		if l.Number == number {
+			return l, true
+		}
+	}
+	return desk.Line{}, false
+}
+
+// DefaultLine is the line that catches every number not otherwise configured.
+func (cfg *Config) DefaultLine() desk.Line {
+	if l, ok := cfg.Line(desk.DefaultLine); ok {
+		return l
+	}
+	return desk.Line{Number: desk.DefaultLine, Name: "Default", Script: cfg.DefaultScript}
+}
+
+// Source returns the source with this id.
+func (cfg *Config) Source(id string) (Source, bool) {
+	for _, s := range cfg.Sources {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// Price returns the price range of a product.
+func (cfg *Config) Price(product string) (PriceRange, bool) {
+	for _, p := range cfg.PriceList {
+		if p.Product == product {
+			return p, true
+		}
+	}
+	return PriceRange{}, false
+}
+
+// Trusted reports whether addr is inside a trusted trunk network.
+func (cfg *Config) Trusted(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range cfg.TrustedTrunks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckScripts reports, as file:line: reason, every line whose script is not in
+// set, and a default_script that is not. Run it at start after both are loaded.
+func (cfg *Config) CheckScripts(set *ScriptSet) error {
+	var errs ValidationErrors
+	c := &collector{file: cfg.file, errs: &errs}
+	if cfg.file == "" {
+		c.file = "config"
+	}
+	if !set.Has(cfg.DefaultScript) {
+		c.at(cfg.defAt, "default_script %q is not among the scripts (%s)", cfg.DefaultScript, strings.Join(set.IDs(), ", "))
+	}
+	for _, l := range cfg.Lines {
+		if l.Script != "" && !set.Has(l.Script) {
+			c.at(cfg.scriptAt[l.Number], "line %q: script %q is not among the scripts (%s)", l.Number, l.Script, strings.Join(set.IDs(), ", "))
+		}
+	}
+	return errs.errOrNil()
+}
+
+// Resolve returns a copy of s whose fields with from: sources or from: price_list
+// carry the choices of this configuration, labelled in the script's language.
+// Price list choices show the range ("WMS Basic: 90 000–150 000 RUB"), never a
+// bare price.
+func (cfg *Config) Resolve(s *desk.Script) *desk.Script {
+	out := cloneScript(s)
+	if out == nil {
+		return nil
+	}
+	for i := range out.Steps {
+		for j := range out.Steps[i].Fields {
+			f := &out.Steps[i].Fields[j]
+			switch f.From {
+			case FromSources:
+				f.Choices, f.Options = nil, nil
+				for _, src := range cfg.Sources {
+					f.Choices = append(f.Choices, src.ID)
+					f.Options = append(f.Options, desk.Option{ID: src.ID, Label: src.LabelIn(out.Lang, cfg.Language)})
+				}
+			case FromPriceList:
+				f.Choices, f.Options = nil, nil
+				for _, p := range cfg.PriceList {
+					f.Choices = append(f.Choices, p.Product)
+					f.Options = append(f.Options, desk.Option{ID: p.Product, Label: p.String()})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Scripts returns every script of set in the desk's language with the
+// configuration's choices filled in (Resolve): what the pop should send.
+func (cfg *Config) Scripts(set *ScriptSet) map[string]*desk.Script {
+	out := set.Map(cfg.Language)
+	for id, s := range out {
+		out[id] = cfg.Resolve(s)
+	}
+	return out
+}
+
+// formatAmount writes 150000 as "150 000" and 9.5 as "9.50".
+func formatAmount(f float64) string {
+	s := strconv.FormatFloat(f, 'f', 2, 64)
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	if frac != "00" {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
