@@ -38,11 +38,11 @@ type Invite struct {
 	CallID string // SIP Call-ID
 	// Caller is the calling user part: from P-Asserted-Identity when the request
 	// came from a trusted trunk, otherwise from From. Not yet normalised.
-	Caller      string
-	CallerName  string // display name, as the caller chose it: untrusted text
-	Dialled     string // Request-URI user part
-	Source      string // ip:port the INVITE came from
-	Transport   string
+	Caller     string
+	CallerName string // display name, as the caller chose it: untrusted text
+	Dialled    string // Request-URI user part
+	Source     string // ip:port the INVITE came from
+	Transport  string
 	// Tried lists the users already rung for this call, in order, for hunting.
 	Tried []string
 }
