@@ -2,8 +2,6 @@ package desk_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/calldesk/desk/desk"
 	"github.com/calldesk/desk/desk/redisstore"
+	"github.com/calldesk/desk/desk/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -77,27 +76,16 @@ var testLines = []desk.Line{
 }
 
 func newRealClient(t *testing.T) redis.UniversalClient {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("the real redis-server at 127.0.0.1:6379 is required: %v", err)
-	}
+	c := redis.NewClient(&redis.Options{Addr: redistest.Addr(t)})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
 func newEnv(t *testing.T, opts ...desk.SwitchboardOption) *env {
 	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "test:" + hex.EncodeToString(b) + ":"
+	prefix := redistest.Prefix()
 	admin := newRealClient(t)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := admin.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			admin.Del(ctx, iter.Val())
-		}
-	})
+	t.Cleanup(func() { redistest.DeletePrefix(context.Background(), admin, prefix) })
 	e := &env{t: t, prefix: prefix, pub: &recorder{}}
 	e.store = redisstore.New(newRealClient(t), redisstore.WithPrefix(prefix))
 	t.Cleanup(func() { _ = e.store.Close() })

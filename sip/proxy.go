@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -373,19 +374,20 @@ func (s *Server) startFork(call *inviteCall, base *sipmsg.Request, b Binding) (*
 	if err := sipmsg.ParseUri(strings.Trim(strings.TrimSpace(b.Contact), "<>"), &ruri); err != nil {
 		return nil, err
 	}
-	if !s.destAllowed(b.Source) {
-		return nil, fmt.Errorf("destination %s not allowed", b.Source)
+	out := transportOf(b.Transport)
+	dest := s.forkDestination(out, b, ruri)
+	if !s.destAllowed(dest) {
+		return nil, fmt.Errorf("destination %s not allowed", dest)
 	}
 	fwd := base.Clone()
 	fwd.Recipient = ruri
-	out := transportOf(b.Transport)
 	in := transportOf(call.req.Transport())
 	if in != out {
 		// Bridging transports: one entry per side (RFC 5658), the callee's on top.
 		fwd.PrependHeader(s.recordRoute(in))
 	}
 	fwd.PrependHeader(s.recordRoute(out))
-	s.stampOutgoing(fwd, out, b.Source)
+	s.stampOutgoing(fwd, out, dest)
 
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
@@ -401,6 +403,28 @@ func (s *Server) startFork(call *inviteCall, base *sipmsg.Request, b Binding) (*
 		}
 	})
 	return &fork{s: s, call: call, req: fwd, tx: tx, cancel: make(chan struct{})}, nil
+}
+
+// forkDestination picks where the INVITE goes. Over UDP that is always the REGISTER's
+// source address (it is what a NAT lets back in). Over TCP the source is only usable
+// while the phone's connection is open: a phone that registered and then closed its
+// connection, or registered from another socket, is reached at its Contact address,
+// as RFC 3261 section 18 would have it without outbound flows.
+func (s *Server) forkDestination(transport string, b Binding, contact sipmsg.Uri) string {
+	if transport == "UDP" || contact.Host == "" {
+		return b.Source
+	}
+	if c, err := s.ua.TransportLayer().GetConnection(strings.ToLower(transport), b.Source); err == nil && c != nil {
+		return b.Source
+	}
+	if _, err := netip.ParseAddr(strings.Trim(contact.Host, "[]")); err != nil {
+		return b.Source // never resolve a name a phone put in its Contact
+	}
+	port := contact.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(strings.Trim(contact.Host, "[]"), strconv.Itoa(port))
 }
 
 // run reads the fork's responses until its final one, delivering them to ring while

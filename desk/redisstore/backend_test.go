@@ -2,19 +2,14 @@ package redisstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/calldesk/desk/desk/redisstore"
+	"github.com/calldesk/desk/desk/redistest"
 	"github.com/redis/go-redis/v9"
 )
-
-// realRedis is the redis-server every developer and CI runs; tests use their own
-// prefix there and delete only their own keys.
-const realRedis = "127.0.0.1:6379"
 
 // backend is one Redis the suite runs against.
 type backend struct {
@@ -26,16 +21,13 @@ type backend struct {
 	advance func(d time.Duration)
 }
 
-func randomPrefix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "test:" + hex.EncodeToString(b) + ":"
-}
+func randomPrefix() string { return redistest.Prefix() }
 
 // backends returns the real Redis and a miniredis, each fresh for t.
 func backends(t *testing.T) []backend {
 	t.Helper()
 	prefix := randomPrefix()
+	realRedis := redistest.Addr(t) // the tests use their own prefix there and delete only their keys
 	real := backend{
 		name:    "redis",
 		prefix:  prefix,
@@ -47,9 +39,6 @@ func backends(t *testing.T) []backend {
 		},
 	}
 	admin := redis.NewClient(&redis.Options{Addr: realRedis})
-	if err := admin.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("the real redis-server at %s is required: %v", realRedis, err)
-	}
 	t.Cleanup(func() {
 		deleteUnder(t, admin, prefix)
 		_ = admin.Close()
