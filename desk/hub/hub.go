@@ -70,8 +70,8 @@ func WithNode(id string) Option { return func(h *Hub) { h.node = id } }
 // WithSnapshot sets the builder of snapshot payloads.
 func WithSnapshot(f SnapshotFunc) Option { return func(h *Hub) { h.snapshot = f } }
 
-// WithPresence makes the hub mark operators' pages opened and closed, keep them
-// alive with a heartbeat, and apply the pages' away switch.
+// WithPresence makes the hub count operators' pages opened and closed on this
+// node and apply the pages' away switch.
 func WithPresence(p desk.PresenceStore) Option { return func(h *Hub) { h.presence = p } }
 
 // WithRegisterer registers the hub's metrics.
@@ -93,10 +93,6 @@ func WithQueues(publish, perConn int) Option {
 // interval is dropped (default 25s).
 func WithPing(interval time.Duration) Option { return func(h *Hub) { h.pingInterval = interval } }
 
-// WithHeartbeat sets how often open pages are re-marked in the presence store
-// (default 20s).
-func WithHeartbeat(d time.Duration) Option { return func(h *Hub) { h.heartbeat = d } }
-
 // WithCheckOrigin replaces the upgrader's origin check. The default is gorilla's
 // same-host check; httpapi applies its own, stricter check before ServeWS.
 func WithCheckOrigin(f func(r *http.Request) bool) Option {
@@ -117,7 +113,6 @@ type Hub struct {
 	publishQueue int
 	sendQueue    int
 	pingInterval time.Duration
-	heartbeat    time.Duration
 	writeWait    time.Duration
 	redisTimeout time.Duration
 	upgrader     websocket.Upgrader
@@ -136,7 +131,6 @@ type Hub struct {
 	mu       sync.RWMutex
 	chans    map[string]map[*conn]struct{}
 	localSeq map[string]int64
-	pages    map[string]int // operator login -> pages open on this node
 }
 
 // New returns a hub on rdb. Call Run to start it.
@@ -150,7 +144,6 @@ func New(rdb redis.UniversalClient, opts ...Option) *Hub {
 		publishQueue: 4096,
 		sendQueue:    256,
 		pingInterval: 25 * time.Second,
-		heartbeat:    20 * time.Second,
 		writeWait:    10 * time.Second,
 		redisTimeout: 2 * time.Second,
 		upgrader: websocket.Upgrader{
@@ -161,7 +154,6 @@ func New(rdb redis.UniversalClient, opts ...Option) *Hub {
 		stop:     make(chan struct{}),
 		chans:    make(map[string]map[*conn]struct{}),
 		localSeq: make(map[string]int64),
-		pages:    make(map[string]int),
 	}
 	for _, o := range opts {
 		o(h)
@@ -198,9 +190,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { h.publishLoop(ctx) })
 	wg.Go(func() { h.subscribeLoop(ctx) })
-	if h.presence != nil {
-		wg.Go(func() { h.heartbeatLoop(ctx) })
-	}
 	<-ctx.Done()
 	wg.Wait()
 	return nil
@@ -339,6 +328,9 @@ func (h *Hub) publish(ctx context.Context, ev desk.Event) {
 // was down are read from history and pages on the local epoch resync.
 func (h *Hub) subscribeLoop(ctx context.Context) {
 	ps := h.rdb.Subscribe(ctx, h.wakeChannel())
+	// Receive blocks on the socket without watching ctx; closing unblocks it.
+	stopped := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stopped()
 	defer ps.Close()
 	backoff := 50 * time.Millisecond
 	failing := false
@@ -499,17 +491,11 @@ func (h *Hub) history(ctx context.Context, ch string, from, to int64) ([]item, e
 	return out, nil
 }
 
-// pageOpened and pageClosed keep the per-node page count in the presence store:
-// only the first page opened and the last page closed on this node matter.
+// pageOpened and pageClosed count an operator's pages per node in the presence
+// store, one call per page; the store keeps the node's counts alive with its own
+// heartbeat, so a node that dies lets its pages expire.
 func (h *Hub) pageOpened(u *desk.User) {
 	if h.presence == nil || u.Role != desk.RoleOperator {
-		return
-	}
-	h.mu.Lock()
-	h.pages[u.Login]++
-	first := h.pages[u.Login] == 1
-	h.mu.Unlock()
-	if !first {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.redisTimeout)
@@ -524,49 +510,12 @@ func (h *Hub) pageClosed(u *desk.User) {
 	if h.presence == nil || u.Role != desk.RoleOperator {
 		return
 	}
-	h.mu.Lock()
-	h.pages[u.Login]--
-	last := h.pages[u.Login] <= 0
-	if last {
-		delete(h.pages, u.Login)
-	}
-	h.mu.Unlock()
-	if !last {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.redisTimeout)
 	defer cancel()
 	if err := h.presence.PageClosed(ctx, u.Login, h.node); err != nil {
 		h.log.Warn("hub: mark page closed", "login", u.Login, "err", err)
 	}
 	h.publishPresence(ctx, u.Login)
-}
-
-// heartbeatLoop re-marks this node's open pages, so that a node that dies without
-// closing them lets them expire in the store.
-func (h *Hub) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(h.heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		h.mu.RLock()
-		logins := make([]string, 0, len(h.pages))
-		for l := range h.pages {
-			logins = append(logins, l)
-		}
-		h.mu.RUnlock()
-		for _, l := range logins {
-			rctx, cancel := context.WithTimeout(ctx, h.redisTimeout)
-			if err := h.presence.PageOpened(rctx, l, h.node); err != nil {
-				h.log.Warn("hub: presence heartbeat", "login", l, "err", err)
-			}
-			cancel()
-		}
-	}
 }
 
 // PresencePayload is the payload of a presence event.

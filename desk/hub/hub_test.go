@@ -215,26 +215,31 @@ func TestResume(t *testing.T) {
 	// Wait until the missed frames are in Redis (Publish is asynchronous).
 	waitSeq(t, rdb, prefix, hub.OperatorChannel(opA.Login), last+5)
 
+	// Each case starts with 5 frames published after the page's last seq.
 	cases := []struct {
 		name         string
-		since        int64
-		epoch        string
+		ahead        int64  // the page resumes from last+ahead
+		epoch        string // "" means the channel's epoch
 		trim         bool
 		wantSnapshot bool
 		wantReplay   int
 	}{
-		{name: "replays exactly what was missed", since: last, epoch: epoch, wantReplay: 5},
-		{name: "up to date gets nothing", since: last + 5, epoch: epoch, wantReplay: 0},
-		{name: "wrong epoch gets a snapshot", since: last, epoch: "not-the-epoch", wantSnapshot: true},
-		{name: "seq ahead of head gets a snapshot", since: last + 100, epoch: epoch, wantSnapshot: true},
-		{name: "trimmed history gets a snapshot", since: last, epoch: epoch, trim: true, wantSnapshot: true},
+		{name: "replays exactly what was missed", wantReplay: 5},
+		{name: "up to date gets nothing", ahead: 5, wantReplay: 0},
+		{name: "wrong epoch gets a snapshot", epoch: "not-the-epoch", wantSnapshot: true},
+		{name: "seq ahead of head gets a snapshot", ahead: 100, wantSnapshot: true},
+		{name: "trimmed history gets a snapshot", trim: true, wantSnapshot: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.trim {
 				rdb.XTrimMaxLen(context.Background(), prefix+"{hub}:"+hub.OperatorChannel(opA.Login)+":stream", 2)
 			}
-			p := n.open(t, opA, tc.since, tc.epoch)
+			since, ep := last+tc.ahead, tc.epoch
+			if ep == "" {
+				ep = epoch
+			}
+			p := n.open(t, opA, since, ep)
 			if tc.wantSnapshot {
 				f := p.next(2 * time.Second)
 				if f["type"] != "snapshot" || seqOf(f) != last+5 || f["epoch"] != epoch {
@@ -243,7 +248,7 @@ func TestResume(t *testing.T) {
 			} else {
 				for i := range tc.wantReplay {
 					f := p.next(2 * time.Second)
-					if want := tc.since + int64(i) + 1; seqOf(f) != want || f["type"] != desk.EventCallRinging {
+					if want := since + int64(i) + 1; seqOf(f) != want || f["type"] != desk.EventCallRinging {
 						t.Fatalf("replay frame %d: got %v, want seq %d", i, f, want)
 					}
 					if want := fmt.Sprint("missed", i); callID(f) != want {
@@ -475,13 +480,18 @@ func TestSlowPageDropped(t *testing.T) {
 
 	big := strings.Repeat("x", 64<<10)
 	const total = 200
-	for i := range total {
-		n.hub.Publish(desk.Event{Type: "bulk", Operators: []string{opA.Login}, Payload: map[string]any{"i": i, "pad": big}})
-	}
-	for i := range total {
-		f := fast.next(5 * time.Second)
-		if f["i"] != float64(i) {
-			t.Fatalf("fast page frame %d: got i=%v", i, f["i"])
+	// Publish in small batches that the fast page keeps up with, so that only the
+	// page that does not read can fill its queue (its socket buffers fill first).
+	const batch = 4
+	for i := 0; i < total; i += batch {
+		for j := i; j < i+batch; j++ {
+			n.hub.Publish(desk.Event{Type: "bulk", Operators: []string{opA.Login}, Payload: map[string]any{"i": j, "pad": big}})
+		}
+		for j := i; j < i+batch; j++ {
+			f := fast.next(5 * time.Second)
+			if f["i"] != float64(j) {
+				t.Fatalf("fast page frame %d: got i=%v", j, f["i"])
+			}
 		}
 	}
 	// The slow page's connection has been closed by the hub.

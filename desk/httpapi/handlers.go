@@ -1,0 +1,348 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calldesk/desk/desk"
+	"github.com/calldesk/desk/desk/phone"
+)
+
+type loginRequest struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+}
+
+// dummyPasswordHash gives unknown logins the same argon2 work as known ones, so
+// the response time does not tell which logins exist.
+func (s *Server) dummyPasswordHash() string {
+	s.dummyOnce.Do(func() {
+		s.dummyHash, _ = desk.HashPassword("not a real password")
+	})
+	return s.dummyHash
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req loginRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Login == "" || req.Password == "" {
+		return badField("login", "login and password are required")
+	}
+	ctx := c.Request().Context()
+	u, err := s.store.User(ctx, strings.ToLower(strings.TrimSpace(req.Login)))
+	switch {
+	case errors.Is(err, desk.ErrNotFound):
+		desk.CheckPassword(s.dummyPasswordHash(), req.Password)
+		s.m.logins.WithLabelValues("refused").Inc()
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong login or password")
+	case err != nil:
+		return err
+	}
+	if !desk.CheckPassword(u.PasswordHash, req.Password) {
+		s.m.logins.WithLabelValues("refused").Inc()
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong login or password")
+	}
+	token, err := s.store.CreateSession(ctx, u.Login, s.sessionTTL)
+	if err != nil {
+		return err
+	}
+	s.m.logins.WithLabelValues("ok").Inc()
+	c.SetCookie(s.cookie(c, token, int(s.sessionTTL/time.Second)))
+	return c.JSON(http.StatusOK, u)
+}
+
+func (s *Server) cookie(c echo.Context, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     CookieName,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   c.Request().TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func (s *Server) session(c echo.Context) error { return c.JSON(http.StatusOK, userOf(c)) }
+
+func (s *Server) logout(c echo.Context) error {
+	token, _ := c.Get(ctxSession).(string)
+	if err := s.store.DeleteSession(c.Request().Context(), token); err != nil && !errors.Is(err, desk.ErrNotFound) {
+		return err
+	}
+	c.SetCookie(s.cookie(c, "", -1))
+	return c.NoContent(http.StatusNoContent)
+}
+
+type userRequest struct {
+	Login       string `json:"login"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Password    string `json:"password"`
+	SIPPassword string `json:"sip_password"`
+}
+
+var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,31}$`)
+
+func (s *Server) createUser(c echo.Context) error {
+	var req userRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	role := desk.Role(req.Role)
+	switch {
+	case !loginRE.MatchString(req.Login):
+		return badField("login", "2-32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit")
+	case !role.Valid():
+		return badField("role", "must be operator, supervisor or admin")
+	case utf8.RuneCountInString(req.Password) < 8:
+		return badField("password", "at least 8 characters")
+	case len(req.Password) > 256:
+		return badField("password", "at most 256 bytes")
+	case role == desk.RoleOperator && req.SIPPassword == "":
+		return badField("sip_password", "required for operators")
+	case utf8.RuneCountInString(req.Name) > 100:
+		return badField("name", "at most 100 characters")
+	}
+	if req.SIPPassword != "" && s.realm == "" {
+		return errors.New("create user: no SIP realm configured")
+	}
+	hash, err := desk.HashPassword(req.Password)
+	if err != nil {
+		return err
+	}
+	u := &desk.User{
+		Login:        req.Login,
+		Name:         strings.TrimSpace(req.Name),
+		Role:         role,
+		PasswordHash: hash,
+		Created:      time.Now().UTC(),
+	}
+	if u.Name == "" {
+		u.Name = u.Login
+	}
+	if req.SIPPassword != "" {
+		u.SIPHA1 = desk.SIPHA1(u.Login, s.realm, req.SIPPassword)
+	}
+	if err := s.store.CreateUser(c.Request().Context(), u); err != nil {
+		if errors.Is(err, desk.ErrExists) {
+			return &fieldError{status: http.StatusConflict, field: "login", msg: "already taken"}
+		}
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	users, err := s.store.Users(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if users == nil {
+		users = []*desk.User{}
+	}
+	return c.JSON(http.StatusOK, users)
+}
+
+type contactRequest struct {
+	Name     string   `json:"name"`
+	Company  string   `json:"company"`
+	Position string   `json:"position"`
+	Email    string   `json:"email"`
+	Phones   []string `json:"phones"`
+	Manager  string   `json:"manager"`
+	Notes    string   `json:"notes"`
+}
+
+func (s *Server) createContact(c echo.Context) error {
+	var req contactRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ct := &desk.Contact{
+		Name:     strings.TrimSpace(req.Name),
+		Company:  strings.TrimSpace(req.Company),
+		Position: strings.TrimSpace(req.Position),
+		Email:    strings.TrimSpace(req.Email),
+		Manager:  strings.TrimSpace(req.Manager),
+		Notes:    req.Notes,
+	}
+	switch {
+	case ct.Name == "":
+		return badField("name", "required")
+	case utf8.RuneCountInString(ct.Name) > 200 || utf8.RuneCountInString(ct.Company) > 200 || utf8.RuneCountInString(ct.Position) > 200:
+		return badField("name", "name, company and position are at most 200 characters")
+	case ct.Email != "" && (!strings.Contains(ct.Email, "@") || len(ct.Email) > 254):
+		return badField("email", "not an e-mail address")
+	case len(req.Phones) > 20:
+		return badField("phones", "at most 20 numbers")
+	}
+	for i, raw := range req.Phones {
+		e164, err := phone.Normalize(raw, s.region)
+		if err != nil {
+			return badField("phones", fmt.Sprintf("%q (#%d) is not a valid phone number", raw, i+1))
+		}
+		if !containsString(ct.Phones, e164) {
+			ct.Phones = append(ct.Phones, e164)
+		}
+	}
+	if ct.Phones == nil {
+		ct.Phones = []string{}
+	}
+	ctx := c.Request().Context()
+	if ct.Manager != "" {
+		m, err := s.store.User(ctx, ct.Manager)
+		if errors.Is(err, desk.ErrNotFound) || (err == nil && m.Role != desk.RoleOperator) {
+			return badField("manager", "no operator with this login")
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := s.store.CreateContact(ctx, ct); err != nil {
+		if errors.Is(err, desk.ErrExists) {
+			return &fieldError{status: http.StatusConflict, field: "phones", msg: "a number already belongs to another contact"}
+		}
+		return err
+	}
+	return c.JSON(http.StatusCreated, ct)
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) findContact(c echo.Context) error {
+	raw := c.QueryParam("phone")
+	if raw == "" {
+		return badField("phone", "query parameter required")
+	}
+	e164, err := phone.Normalize(raw, s.region)
+	if err != nil {
+		return badField("phone", fmt.Sprintf("%q is not a valid phone number", raw))
+	}
+	ct, err := s.store.ContactByPhone(c.Request().Context(), e164)
+	if errors.Is(err, desk.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "no contact with number "+e164)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ct)
+}
+
+func (s *Server) getContact(c echo.Context) error {
+	ct, err := s.store.Contact(c.Request().Context(), c.Param("id"))
+	if errors.Is(err, desk.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "no such contact")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ct)
+}
+
+func (s *Server) liveCallsHandler(c echo.Context) error {
+	calls, err := s.visibleCalls(c.Request().Context(), userOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, calls)
+}
+
+// visibleCalls returns the live calls u may see: all for supervisors and admins,
+// his own for an operator.
+func (s *Server) visibleCalls(ctx context.Context, u *desk.User) ([]*desk.Call, error) {
+	calls, err := s.liveCalls(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*desk.Call, 0, len(calls))
+	for _, cl := range calls {
+		if u.Role != desk.RoleOperator || cl.Operator == u.Login {
+			out = append(out, cl)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) operators(c echo.Context) error {
+	ops, err := s.store.Operators(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if ops == nil {
+		ops = []*desk.Operator{}
+	}
+	return c.JSON(http.StatusOK, ops)
+}
+
+func (s *Server) websocket(c echo.Context) error {
+	r := c.Request()
+	origin := r.Header.Get("Origin")
+	if origin == "" || !s.originAllowed(r, origin) {
+		return echo.NewHTTPError(http.StatusForbidden, "websocket origin refused")
+	}
+	if s.hub == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "no event hub")
+	}
+	s.hub.ServeWS(c.Response(), r, userOf(c))
+	return nil
+}
+
+// Snapshot is the payload of the snapshot frame built by SnapshotFunc.
+type Snapshot struct {
+	// Calls are the live calls the user may see.
+	Calls []*desk.Call `json:"calls"`
+	// Operator is the operator's own presence (operators only).
+	Operator *desk.Operator `json:"operator,omitempty"`
+	// Operators are everyone's presence (supervisors and admins only).
+	Operators []*desk.Operator `json:"operators,omitempty"`
+}
+
+// SnapshotFunc builds what a page starts from, for hub.WithSnapshot. live may be
+// nil to use store.LiveCalls.
+func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call, error)) func(ctx context.Context, u *desk.User) (any, error) {
+	if live == nil {
+		live = store.LiveCalls
+	}
+	s := &Server{store: store, liveCalls: live}
+	return func(ctx context.Context, u *desk.User) (any, error) {
+		calls, err := s.visibleCalls(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ops, err := store.Operators(ctx)
+		if err != nil {
+			return nil, err
+		}
+		snap := Snapshot{Calls: calls}
+		if u.Role == desk.RoleOperator {
+			for _, o := range ops {
+				if o.Login == u.Login {
+					snap.Operator = o
+				}
+			}
+		} else {
+			snap.Operators = ops
+			if snap.Operators == nil {
+				snap.Operators = []*desk.Operator{}
+			}
+		}
+		return snap, nil
+	}
+}
