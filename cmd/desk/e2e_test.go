@@ -113,12 +113,15 @@ func TestSippCallPopsBeforeAnswer(t *testing.T) {
 				t.Errorf("pop has no script steps: %s", ringing.Raw)
 			}
 
-			ok200 := traceTime(t, trace, tc.trace, "SIP/2.0 200 OK")
+			// One clock: sipp's trace and the page's receive times are both this host's.
+			invite := traceTime(t, trace, tc.trace, "sent", "INVITE ")
+			ok200 := traceTime(t, trace, tc.trace, "received", "SIP/2.0 200 OK")
 			lead := ok200.Sub(ringing.At)
 			if lead <= 0 {
 				t.Errorf("call.ringing reached the page %v AFTER the caller got 200 OK", -lead)
 			}
-			t.Logf("pop before answer (%s): the page had the card %v before the caller's 200 OK (phone rang 800 ms)", tc.trace, lead.Round(time.Millisecond))
+			t.Logf("pop (%s): INVITE sent -> call.ringing on the page %v; the page had the card %v before the caller's 200 OK (phone rang 800 ms)",
+				tc.trace, ringing.At.Sub(invite).Round(10*time.Microsecond), lead.Round(time.Millisecond))
 
 			// Every frame has a seq, increasing by one on the operator's channel.
 			var last int64 = -1

@@ -296,9 +296,9 @@ func (s *sipp) command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// traceTime finds when sipp received the first message whose start line matches
-// startLine, in a -trace_msg message file.
-func traceTime(t *testing.T, path, transport, startLine string) time.Time {
+// traceTime finds when sipp sent or received (dir) the first message whose start line
+// begins with startLine, in a -trace_msg message file.
+func traceTime(t *testing.T, path, transport, dir, startLine string) time.Time {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -308,7 +308,7 @@ func traceTime(t *testing.T, path, transport, startLine string) time.Time {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	var stamp time.Time
-	var received bool
+	var match bool
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "-----------") {
@@ -316,18 +316,18 @@ func traceTime(t *testing.T, path, transport, startLine string) time.Time {
 			if len(fields) >= 3 {
 				stamp, _ = time.ParseInLocation("2006-01-02 15:04:05.000000", fields[1]+" "+fields[2], time.Local)
 			}
-			received = false
+			match = false
 			continue
 		}
-		if strings.HasPrefix(line, transport+" message received") {
-			received = true
+		if strings.HasPrefix(line, transport+" message "+dir) {
+			match = true
 			continue
 		}
-		if received && strings.HasPrefix(line, startLine) {
+		if match && strings.HasPrefix(line, startLine) {
 			return stamp
 		}
 	}
-	t.Fatalf("sipp trace %s: no received %q", path, startLine)
+	t.Fatalf("sipp trace %s: no %s %q", path, dir, startLine)
 	return time.Time{}
 }
 
