@@ -34,7 +34,6 @@ type Switchboard struct {
 	scripts       map[string]*Script
 	region        string
 	ringTimeout   time.Duration
-	node          string
 	lookupTimeout time.Duration
 	refreshEvery  time.Duration
 	now           func() time.Time
@@ -129,8 +128,6 @@ func WithRingTimeout(d time.Duration) SwitchboardOption {
 	}
 }
 
-// WithNode names this desk node, for logs.
-func WithNode(n string) SwitchboardOption { return func(s *Switchboard) { s.node = n } }
 
 // WithLookupTimeout bounds each store read on the route path (default 300ms): a slow
 // store costs the caller at most this before the call is routed from the cache.
@@ -202,7 +199,6 @@ func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Swit
 	for _, o := range opts {
 		o(s)
 	}
-	s.log = s.log.With("node", s.node)
 	for i := range s.lines {
 		if e, err := phone.Normalize(s.lines[i].Number, s.region); err == nil {
 			s.lines[i].e164 = e

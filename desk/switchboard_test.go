@@ -586,7 +586,7 @@ func TestTwoNodesRace(t *testing.T) {
 	e.addOps(opSpec{login: "alice", registered: true, page: true})
 	st2 := redisstore.New(newRealClient(t), redisstore.WithPrefix(e.prefix))
 	t.Cleanup(func() { _ = st2.Close() })
-	nodes := []*desk.Switchboard{e.sb, e.newSwitchboard(st2, desk.WithNode("node2"))}
+	nodes := []*desk.Switchboard{e.sb, e.newSwitchboard(st2)}
 	for round := range 10 {
 		var wg sync.WaitGroup
 		routes := make([]desk.Route, 2)

@@ -132,7 +132,7 @@ function renderCard() {
   setFact("manager", pop && (pop.manager || (contact && contact.manager)));
   $("call-line").textContent = call.line || call.to || "";
   show($("lookup-note"), !!(pop && pop.lookup === "unavailable") || !!call.lookup_failed);
-  renderScript(pop && pop.script);
+  renderScript(pop && pop.script, { contact: pop && pop.contact, operator: state.me, call });
   renderTimer(call, st);
 }
 
@@ -146,7 +146,7 @@ function setFact(name, value) {
 
 let shownScript = null;
 
-function renderScript(script) {
+function renderScript(script, known) {
   const box = $("script");
   show(box, !!(script && script.steps && script.steps.length));
   if (!script || shownScript === script) return;
@@ -157,7 +157,7 @@ function renderScript(script) {
   for (const step of script.steps || []) {
     const li = el("li", "step");
     li.append(el("div", "step-title", step.title || step.id || ""));
-    if (step.text) li.append(el("p", "step-text", step.text));
+    if (step.text) li.append(el("p", "step-text", fillPlaceholders(step.text, known)));
     const labels = [...(step.fields || []), ...(step.options || [])];
     if (labels.length) {
       const ul = el("ul", "step-fields");
@@ -170,6 +170,19 @@ function renderScript(script) {
     }
     list.append(li);
   }
+}
+
+// fillPlaceholders puts what the desk knows into {{object.field|fallback}}: the
+// caller's name, the operator's name. What is not known yet (the price of a product
+// not picked) shows its fallback, or an ellipsis, never the raw braces. The result
+// goes into textContent, so a caller-chosen name stays text.
+function fillPlaceholders(text, known) {
+  return text.replace(/\{\{\s*([a-z_]+)\.([a-z_]+)\s*(?:\|([^}]*))?\}\}/g, (_, obj, field, fallback) => {
+    const src = known && known[obj];
+    const v = src && src[field];
+    if (v !== undefined && v !== null && v !== "") return String(v);
+    return fallback ? fallback : "…";
+  });
 }
 
 function renderTimer(call, st) {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/calldesk/desk/desk/phone"
 	"github.com/calldesk/desk/desk/yamlfile"
 	"github.com/calldesk/desk/sip"
 )
@@ -35,7 +37,7 @@ func scriptsCmd(args []string, getenv func(string) string, stdout io.Writer) err
 }
 
 // callCmd is `desk call`: a real SIP caller for trying the desk without a softphone.
-func callCmd(ctx context.Context, args []string, stdout io.Writer) error {
+func callCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("desk call", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	server := fs.String("server", "127.0.0.1:5060", "the desk's SIP address, HOST:PORT")
@@ -50,6 +52,17 @@ func callCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *transport != "udp" && *transport != "tcp" {
 		return fmt.Errorf("--transport: want udp or tcp")
+	}
+	// A number typed the way people write it ("8 (916) 123-45-67") goes out as E.164:
+	// spaces and brackets have no place in a SIP URI.
+	region := getenv("DESK_REGION")
+	if region == "" {
+		region = "RU"
+	}
+	if e164, err := phone.Normalize(*from, region); err == nil {
+		*from = e164
+	} else if strings.ContainsAny(*from, " ()-<>\"@;") {
+		return fmt.Errorf("--from %q: %w", *from, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout+*hold)
 	defer cancel()

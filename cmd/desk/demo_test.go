@@ -19,7 +19,7 @@ import (
 func TestDemoDeskCall(t *testing.T) {
 	d := startDesk(t, map[string]string{"DESK_SCRIPTS": "no-such-dir"}) // built-in scripts
 	banner := d.Out.String()
-	for _, want := range []string{"login maria", "login sveta", "login admin", "desk call --server"} {
+	for _, want := range []string{"login maria", "login sveta", "login admin", "call --server"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}

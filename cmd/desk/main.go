@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "scripts":
 		return scriptsCmd(args, getenv, stdout)
 	case "call":
-		return callCmd(ctx, args, stdout)
+		return callCmd(ctx, args, getenv, stdout)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -98,7 +98,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		desk.WithScripts(settings.Scripts(scriptSet)),
 		desk.WithRegion(cfg.Region),
 		desk.WithRingTimeout(settings.RingTimeout),
-		desk.WithNode(cfg.Node),
 		desk.WithRegisterer(reg),
 	)
 
@@ -146,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 
-	printBanner(stdout, cfg, httpLn.Addr().String(), sipSrv.Addr())
+	printBanner(stdout, cfg, httpLn.Addr().String(), sipSrv.Addr(), sipHost)
 	log.Info("desk started", "http", httpLn.Addr().String(), "sip", sipSrv.Addr(), "domain", cfg.SIPDomain,
 		"redis", redactURL(cfg.RedisURL), "scripts", scriptSet.IDs())
 
@@ -265,13 +264,18 @@ func redactURL(u string) string {
 
 // printBanner tells a newcomer where everything is. Tests read the "web" and "sip"
 // lines to find the ports chosen for port 0.
-func printBanner(w io.Writer, cfg *config, httpAddr, sipAddr string) {
-	web := httpAddr
-	if h, p, err := net.SplitHostPort(httpAddr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
-		web = net.JoinHostPort("127.0.0.1", p)
+func printBanner(w io.Writer, cfg *config, httpAddr, sipAddr, sipHost string) {
+	local := func(addr string) string { // a wildcard listen address, as one types it here
+		if h, p, err := net.SplitHostPort(addr); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
+			return net.JoinHostPort("127.0.0.1", p)
+		}
+		return addr
 	}
+	web, sipLocal := local(httpAddr), local(sipAddr)
+	_, sipPort, _ := net.SplitHostPort(sipAddr)
 	fmt.Fprintf(w, "desk: web         http://%s/  (supervisor: http://%s/supervisor.html)\n", web, web)
-	fmt.Fprintf(w, "desk: sip         %s udp+tcp, domain %s\n", sipAddr, cfg.SIPDomain)
+	fmt.Fprintf(w, "desk: sip         %s udp+tcp, domain %s; phones elsewhere use proxy %s\n",
+		sipLocal, cfg.SIPDomain, net.JoinHostPort(sipHost, sipPort))
 	if cfg.RedisURL == "" {
 		fmt.Fprintf(w, "desk: redis       embedded, in memory (set DESK_REDIS_URL to keep data)\n")
 	}
@@ -279,10 +283,14 @@ func printBanner(w io.Writer, cfg *config, httpAddr, sipAddr string) {
 		for _, u := range demoUsers {
 			line := fmt.Sprintf("desk: demo %-10s login %s / password %s", u.Role, u.Login, u.Password)
 			if u.SIPPassword != "" {
-				line += fmt.Sprintf(" / SIP password %s (register sip:%s@%s)", u.SIPPassword, u.Login, cfg.SIPDomain)
+				line += fmt.Sprintf(" / SIP password %s", u.SIPPassword)
 			}
 			fmt.Fprintln(w, line)
 		}
-		fmt.Fprintf(w, "desk: try         desk call --server %s --from +79161234567 --to sales\n", sipAddr)
+		server := ""
+		if sipLocal != "127.0.0.1:5060" {
+			server = " --server " + sipLocal
+		}
+		fmt.Fprintf(w, "desk: try         go run ./cmd/desk call%s --from +79161234567 --to sales\n", server)
 	}
 }
