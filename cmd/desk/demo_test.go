@@ -34,11 +34,7 @@ func TestDemoDeskCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	phonePort := strconv.Itoa(freePort(t))
-	reg := s.scenario("register.xml", map[string]string{"LOGIN": "maria", "PASSWORD": "maria-sip",
-		"DOMAIN": "127.0.0.1", "CONTACT_PORT": phonePort})
-	if out, err := s.command(ctx, "-sf", reg, d.SIPAddr, "-p", phonePort, "-m", "1").CombinedOutput(); err != nil {
-		t.Fatalf("demo operator's REGISTER failed: %v\n%s", err, out)
-	}
+	s.register(ctx, d, "maria", "maria-sip", phonePort, "u1", "600")
 	uas := s.command(ctx, "-sf", mustAbs(t, filepath.Join("testdata", "sipp", "uas.xml")), "-p", phonePort, "-m", "1", "-d", "300")
 	uasOut := &syncBuffer{}
 	uas.Stdout, uas.Stderr = uasOut, uasOut

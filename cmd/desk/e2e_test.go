@@ -54,11 +54,7 @@ func TestSippCallPopsBeforeAnswer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			phonePort := strconv.Itoa(freePort(t))
-			reg := s.scenario("register.xml", map[string]string{"LOGIN": "ivan", "PASSWORD": "ivan-sip-secret",
-				"DOMAIN": "127.0.0.1", "CONTACT_PORT": phonePort})
-			if out, err := s.command(ctx, "-sf", reg, d.SIPAddr, "-t", tc.transport, "-p", phonePort, "-m", "1").CombinedOutput(); err != nil {
-				t.Fatalf("digest REGISTER through sipp failed: %v\n%s\n%s", err, out, d.Out.String())
-			}
+			s.register(ctx, d, "ivan", "ivan-sip-secret", phonePort, tc.transport, "600")
 			page.wait(t, "presence", 5*time.Second) // the page learns the phone is registered
 
 			// The phone rings for 800 ms before it answers; the caller holds 500 ms.

@@ -282,6 +282,18 @@ func (s *sipp) scenario(name string, repl map[string]string) string {
 	return p
 }
 
+// register registers login's phone through sipp with digest auth, its Contact at
+// 127.0.0.1:port, over transport ("u1" or "t1"); expires "0" unregisters.
+func (s *sipp) register(ctx context.Context, d *testDesk, login, password, port, transport, expires string) {
+	s.t.Helper()
+	reg := s.scenario("register.xml", map[string]string{"LOGIN": login, "PASSWORD": password,
+		"DOMAIN": "127.0.0.1", "CONTACT_PORT": port, "EXPIRES": expires})
+	out, err := s.command(ctx, "-sf", reg, d.SIPAddr, "-t", transport, "-p", port, "-m", "1").CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("REGISTER %s (expires %s) through sipp failed: %v\n%s\ndesk:\n%s", login, expires, err, out, d.Out.String())
+	}
+}
+
 func (s *sipp) file(name, content string) string {
 	p := filepath.Join(s.dir, name)
 	os.WriteFile(p, []byte(content), 0o644)

@@ -53,11 +53,7 @@ func TestRingTimeoutHuntsThenMisses(t *testing.T) {
 	phones := map[string]string{}
 	for _, login := range []string{"ivan", "petr"} {
 		phones[login] = strconv.Itoa(freePort(t))
-		reg := s.scenario("register.xml", map[string]string{"LOGIN": login, "PASSWORD": login + "-sip",
-			"DOMAIN": "127.0.0.1", "CONTACT_PORT": phones[login]})
-		if out, err := s.command(ctx, "-sf", reg, d.SIPAddr, "-p", phones[login], "-m", "1").CombinedOutput(); err != nil {
-			t.Fatalf("REGISTER %s: %v\n%s", login, err, out)
-		}
+		s.register(ctx, d, login, login+"-sip", phones[login], "u1", "600")
 	}
 	ivanPhone := s.command(ctx, "-sf", mustAbs(t, "testdata/sipp/uas_noanswer.xml"), "-p", phones["ivan"], "-m", "1")
 	petrPhone := s.command(ctx, "-sf", mustAbs(t, "testdata/sipp/uas.xml"), "-p", phones["petr"], "-m", "1", "-d", "200")
@@ -109,13 +105,7 @@ func TestRingTimeoutHuntsThenMisses(t *testing.T) {
 
 	// Nobody left to ring: both phones unregister, and the next caller gets 480.
 	for _, login := range []string{"ivan", "petr"} {
-		unreg := s.scenario("register.xml", map[string]string{"LOGIN": login, "PASSWORD": login + "-sip",
-			"DOMAIN": "127.0.0.1", "CONTACT_PORT": phones[login]})
-		text, _ := os.ReadFile(unreg)
-		os.WriteFile(unreg, []byte(strings.ReplaceAll(string(text), "Expires: 600", "Expires: 0")), 0o644)
-		if out, err := s.command(ctx, "-sf", unreg, d.SIPAddr, "-p", phones[login], "-m", "1").CombinedOutput(); err != nil {
-			t.Fatalf("unREGISTER %s: %v\n%s", login, err, out)
-		}
+		s.register(ctx, d, login, login+"-sip", phones[login], "u1", "0")
 	}
 	out = &syncBuffer{}
 	err = run(ctx, []string{"call", "--server", d.SIPAddr, "--from", "+79160000003", "--to", "sales", "--hold", "100ms"},
@@ -144,4 +134,3 @@ func TestRingTimeoutHuntsThenMisses(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

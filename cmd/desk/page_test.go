@@ -33,11 +33,7 @@ func TestPagePopsRealCall(t *testing.T) {
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	phonePort := strconv.Itoa(freePort(t))
-	reg := s.scenario("register.xml", map[string]string{"LOGIN": "maria", "PASSWORD": "maria-sip",
-		"DOMAIN": "127.0.0.1", "CONTACT_PORT": phonePort})
-	if out, err := s.command(sctx, "-sf", reg, d.SIPAddr, "-p", phonePort, "-m", "1").CombinedOutput(); err != nil {
-		t.Fatalf("REGISTER: %v\n%s", err, out)
-	}
+	s.register(sctx, d, "maria", "maria-sip", phonePort, "u1", "600")
 	browsertest.WaitFor(t, ctx, "the phone shown registered", `document.getElementById('phone-state').dataset.state === 'on'`)
 
 	// The phone rings for 2 s: long enough to look at the card before the answer.
