@@ -104,6 +104,7 @@ type Call struct {
 	FromDisplay string    `json:"from_display,omitempty"`
 	To          string    `json:"to"`
 	Line        string    `json:"line"`
+	Script      string    `json:"script,omitempty"` // the line's script id
 	Operator    string    `json:"operator"`
 	State       CallState `json:"state"`
 	ContactID   string    `json:"contact_id,omitempty"`
@@ -198,6 +199,13 @@ type Pop struct {
 	Script  *Script  `json:"script"`
 	Manager string   `json:"manager,omitempty"` // personal manager's display name
 	Lookup  string   `json:"lookup,omitempty"`
+	// Card is the known contact's history: past calls, open interest, open promises
+	// and notes. Nil for an unknown caller, or when it could not be read in time.
+	Card *Card `json:"card,omitempty"`
+	// PresetSource is the line's call-tracking source, pre-selected in the script.
+	PresetSource string `json:"preset_source,omitempty"`
+	// Prices is the price list the script's price step offers.
+	Prices []PriceRange `json:"prices,omitempty"`
 }
 
 // CallUpdate is the payload of call.answered, call.ended and call.missed.

@@ -72,5 +72,60 @@ type Store interface {
 	BindingStore
 	PresenceStore
 	CallStore
+	RecordStore
+	SalesStore
 	Ping(ctx context.Context) error
+}
+
+// RecordStore keeps the sales records of calls.
+type RecordStore interface {
+	// ApplyAnswers applies op to the call's record once: a replayed op.Op changes
+	// nothing and returns applied false with the record as it is. Fields with an
+	// empty value delete the answer. It is atomic (one Lua script), so two tabs and
+	// a resend never interleave.
+	ApplyAnswers(ctx context.Context, rec *Record, op AnswerOp) (out *Record, applied bool, err error)
+	// Record returns the call's record; ErrNotFound when nothing was captured yet.
+	Record(ctx context.Context, callID string) (*Record, error)
+	// SaveRecord writes the whole record (flags, wrap-up).
+	SaveRecord(ctx context.Context, rec *Record) error
+}
+
+// SalesStore keeps what outlives a call: interests, promises, meetings, notes, the
+// contacts' call history, and the audit log.
+type SalesStore interface {
+	UpdateContact(ctx context.Context, c *Contact) error // re-indexes phones; ErrExists when a phone belongs to another contact
+
+	SaveInterest(ctx context.Context, i *Interest) error
+	Interest(ctx context.Context, id string) (*Interest, error)
+	// OpenInterest returns the contact's open interest; ErrNotFound when none.
+	OpenInterest(ctx context.Context, contactID string) (*Interest, error)
+	Interests(ctx context.Context) ([]*Interest, error)
+
+	SavePromise(ctx context.Context, p *Promise) error
+	Promise(ctx context.Context, id string) (*Promise, error)
+	// Promises returns promises of owner ("*" for every owner, "" for the pool) in
+	// state ("open", "kept", or "" for all), by due time.
+	Promises(ctx context.Context, owner, state string) ([]*Promise, error)
+	// DuePromises returns open, not yet notified promises due at or before t.
+	DuePromises(ctx context.Context, t time.Time) ([]*Promise, error)
+	ContactPromises(ctx context.Context, contactID string) ([]*Promise, error) // open ones, by due time
+
+	SaveMeeting(ctx context.Context, m *Meeting) error
+	AddNote(ctx context.Context, n *Note) error
+	Notes(ctx context.Context, contactID string, limit int) ([]Note, error) // newest first
+	// AddHistory appends a past call to the contact's history.
+	AddHistory(ctx context.Context, contactID string, s CallSummary) error
+	History(ctx context.Context, contactID string, limit int) ([]CallSummary, error) // newest first
+
+	// PendingWrapup remembers that the operator owes a wrap-up for callID; an empty
+	// callID clears it.
+	SetPendingWrapup(ctx context.Context, login, callID string) error
+	PendingWrapup(ctx context.Context, login string) (string, error) // "" when none
+
+	Audit(ctx context.Context, e AuditEntry) error
+	AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) // newest first
+
+	// Lease takes or renews a named lease for holder for ttl, so scheduled work runs
+	// on one node at a time. It reports whether holder has it.
+	Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 }

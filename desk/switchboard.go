@@ -128,7 +128,6 @@ func WithRingTimeout(d time.Duration) SwitchboardOption {
 	}
 }
 
-
 // WithLookupTimeout bounds each store read on the route path (default 300ms): a slow
 // store costs the caller at most this before the call is routed from the cache.
 func WithLookupTimeout(d time.Duration) SwitchboardOption {
