@@ -14,7 +14,7 @@ func TestHashPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h1, "$argon2id$v=19$m=65536,t=3,p=2$") {
+	if !strings.HasPrefix(h1, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash %q is not a PHC argon2id string", h1)
 	}
 	if h1 == h2 {
