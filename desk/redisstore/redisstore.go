@@ -1,5 +1,6 @@
 // Package redisstore keeps the desk's state in Redis: users, sessions, contacts,
-// phone registrations, operator presence and calls. It implements desk.Store.
+// phone registrations, operator presence, calls, and the sales records and data
+// that outlive them. It implements desk.Store.
 //
 // It talks to redis.UniversalClient, so a single server, Sentinel or Cluster all
 // work. Keys that must change together in one atomic step share a hash tag:
@@ -18,6 +19,10 @@
 //	PREFIX{calls}:call:ID            string call JSON, kept
 //	PREFIX{calls}:sip:SIPCALLID      string call ID, kept 7 days
 //	PREFIX{calls}:live               set   IDs of ringing or talking calls
+//
+// Sales records of calls (records.go) share the {calls} tag; interests, promises,
+// meetings, notes, history, pending wrap-ups and the audit log (sales.go) share
+// {sales}. Those files list their keys.
 //
 // Page counts are per node so a crashed node cannot keep an operator's page "open"
 // forever: each Store that opened pages heartbeats its node and rewrites its own
