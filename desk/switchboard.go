@@ -38,6 +38,10 @@ type Switchboard struct {
 	refreshEvery  time.Duration
 	now           func() time.Time
 	reg           prometheus.Registerer
+	cards         func(ctx context.Context, contactID string) (*Card, error)
+	prices        []PriceRange
+	onEnded       func(ctx context.Context, c *Call)
+	onMissed      func(ctx context.Context, c *Call)
 
 	callsTotal *prometheus.CounterVec
 	popLatency prometheus.Histogram
@@ -158,7 +162,31 @@ func WithClock(now func() time.Time) SwitchboardOption {
 	}
 }
 
+// WithCards sets how the pop gets a known caller's card (his history, open
+// interest, promises and notes); it is asked within the lookup budget, and a pop
+// whose card is late or failed goes without it.
+func WithCards(f func(ctx context.Context, contactID string) (*Card, error)) SwitchboardOption {
+	return func(s *Switchboard) { s.cards = f }
+}
+
+// WithPopPrices sets the price list the pop carries for the script's price step.
+func WithPopPrices(p []PriceRange) SwitchboardOption {
+	return func(s *Switchboard) { s.prices = slices.Clone(p) }
+}
+
+// WithCallHooks sets what runs after an answered call ended (ended) and after a
+// call was missed or abandoned (missed), on the call's worker, once per call:
+// Sales.CallEnded and Sales.CallMissed. With an ended hook the operator of an
+// answered call is not released when it ends but held in StatusWrapup for
+// wrapupHold, because he owes a wrap-up; closing it releases him.
+func WithCallHooks(ended, missed func(ctx context.Context, c *Call)) SwitchboardOption {
+	return func(s *Switchboard) { s.onEnded, s.onMissed = ended, missed }
+}
+
 const (
+	// wrapupHold bounds how long an operator who owes a wrap-up is held off calls
+	// when nothing closes it (the same default as Sales' wrap-up ttl).
+	wrapupHold = 12 * time.Hour
 	// claimMargin keeps a ringing claim alive a little past the ring timeout, so the
 	// SIP side's own timer fires first and releases it.
 	claimMargin = 10 * time.Second
@@ -431,10 +459,25 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 		contact, lookupFailed = l.c, l.failed
 	}
 
-	line, script, direct := s.line(in.Dialled, ops)
+	line, script, source, direct := s.line(in.Dialled, ops)
 	var manager *Operator
 	if contact != nil && contact.Manager != "" {
 		manager = ops[contact.Manager]
+	}
+	// The card is read while the operator is chosen and claimed, within the same budget.
+	var cardCh chan *Card
+	if contact != nil && s.cards != nil && !rc.degraded {
+		cardCh = make(chan *Card, 1)
+		go func() {
+			cctx, cancel := s.lookupCtx(ctx)
+			defer cancel()
+			card, err := s.cards(cctx, contact.ID)
+			if err != nil {
+				s.log.Warn("switchboard: card lookup failed, popping without it", "contact", contact.ID, "err", err)
+				card = nil
+			}
+			cardCh <- card
+		}()
 	}
 
 	chosen, bindings := s.choose(rc, ops, direct, manager, skip, callID)
@@ -468,6 +511,9 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 			ID: callID, SIPCallID: in.SIPCallID, From: from, FromDisplay: in.CallerName, To: to,
 			Line: line, State: CallRinging, LookupFailed: lookupFailed, Started: received,
 		}}
+		if script != nil {
+			lc.call.Script = script.ID
+		}
 		if contact != nil {
 			lc.call.ContactID = contact.ID
 		}
@@ -495,11 +541,21 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 		s.callsTotal.WithLabelValues("missed").Inc()
 		s.pub.Publish(Event{Type: EventCallMissed, Operators: managerAudience(contact), Payload: CallUpdate{Call: snapshot}})
 		s.dispatchSave(in.SIPCallID, snapshot)
+		if s.onMissed != nil {
+			s.shardFor(in.SIPCallID).enqueue(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+				defer cancel()
+				s.onMissed(ctx, cloneCall(snapshot))
+			})
+		}
 		s.log.Info("switchboard: no operator available", "sip_call_id", in.SIPCallID, "from", from, "tried", skip)
 		return Route{Status: 480, Reason: "no operator available"}
 	}
 
-	pop := Pop{Call: snapshot, Contact: contact, Script: script}
+	pop := Pop{Call: snapshot, Contact: contact, Script: script, PresetSource: source, Prices: s.prices}
+	if cardCh != nil {
+		pop.Card = <-cardCh
+	}
 	if manager != nil {
 		pop.Manager = manager.Name
 	}
@@ -571,9 +627,9 @@ func (s *Switchboard) operators(rc *routeCtx) map[string]*Operator {
 
 // line finds the dialled line: an operator's login (a direct call), a configured
 // line, or the default line.
-func (s *Switchboard) line(dialled string, ops map[string]*Operator) (id string, script *Script, direct string) {
+func (s *Switchboard) line(dialled string, ops map[string]*Operator) (id string, script *Script, source, direct string) {
 	if _, ok := ops[dialled]; ok && dialled != "" {
-		return DefaultLine, s.scripts[s.defaultScript], dialled
+		return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), dialled
 	}
 	e164, err := phone.Normalize(dialled, s.region)
 	for _, l := range s.lines {
@@ -582,10 +638,20 @@ func (s *Switchboard) line(dialled string, ops map[string]*Operator) (id string,
 			if sc == nil {
 				sc = s.scripts[s.defaultScript]
 			}
-			return l.Number, sc, ""
+			return l.Number, sc, l.Source, ""
 		}
 	}
-	return DefaultLine, s.scripts[s.defaultScript], ""
+	return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), ""
+}
+
+// defaultSource is the preset source of the default line, when it has one.
+func (s *Switchboard) defaultSource() string {
+	for _, l := range s.lines {
+		if l.Number == DefaultLine {
+			return l.Source
+		}
+	}
+	return ""
 }
 
 func free(o *Operator) bool { return o.CallID == "" }
@@ -847,6 +913,9 @@ func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
 	}
 	s.pub.Publish(Event{Type: EventCallMissed, Operators: audience, Payload: CallUpdate{Call: snap}})
 	s.save(ctx, snap)
+	if s.onMissed != nil {
+		s.onMissed(ctx, cloneCall(snap))
+	}
 }
 
 // Ended records that an established call ended at at; by is "caller" or "operator".
@@ -872,11 +941,38 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 		snap := cloneCall(c)
 		s.mu.Unlock()
 		if snap.Operator != "" {
-			s.release(&routeCtx{ctx: ctx}, snap.Operator, snap.ID)
+			if s.onEnded == nil || !s.holdForWrapup(ctx, snap) {
+				s.release(&routeCtx{ctx: ctx}, snap.Operator, snap.ID)
+			}
 		}
 		s.pub.Publish(Event{Type: EventCallEnded, Operators: []string{snap.Operator}, Payload: CallUpdate{Call: snap}})
 		s.save(ctx, snap)
+		if s.onEnded != nil {
+			s.onEnded(ctx, cloneCall(snap))
+		}
 	})
+}
+
+// holdForWrapup keeps the operator of an ended call claimed, as in wrap-up, so no
+// call rings him before he closes the record. It reports false when the claim
+// could not be kept (the store is down): he is released then, as the desk never
+// keeps an operator off calls for a store outage.
+func (s *Switchboard) holdForWrapup(ctx context.Context, c *Call) bool {
+	if s.storeDown() {
+		return false
+	}
+	err := s.store.UpdateClaim(ctx, c.Operator, c.ID, StatusWrapup, wrapupHold)
+	if errors.Is(err, ErrNotFound) {
+		err = s.store.Claim(ctx, c.Operator, c.ID, StatusWrapup, wrapupHold)
+	}
+	if err != nil {
+		s.failed("hold for wrap-up", err)
+		s.log.Warn("switchboard: holding the operator in wrap-up failed", "operator", c.Operator, "err", err)
+		return false
+	}
+	// The in-process claim goes: the store's claim holds him on every node.
+	s.dropLocalClaim(c.Operator, c.ID)
+	return true
 }
 
 // Live returns the live calls on every node: the store's, with this node's fresher

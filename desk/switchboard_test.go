@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -633,5 +634,164 @@ func TestLiveIncludesOtherNodes(t *testing.T) {
 	})
 	if _, err := e.store.Call(context.Background(), "nope"); !errors.Is(err, desk.ErrNotFound) {
 		t.Errorf("Call(nope) = %v", err)
+	}
+}
+
+// The pop of a known caller carries his card, read within the lookup budget; a card
+// that fails or is late leaves the pop without it, never without the call.
+func TestPopCarriesCardSourceAndPrices(t *testing.T) {
+	prices := []desk.PriceRange{{Product: "scanner", Min: 18000, Max: 42000, Currency: "RUB"}}
+	card := &desk.Card{Calls: []desk.CallSummary{{CallID: "old", Outcome: "deal"}}}
+	tests := []struct {
+		name     string
+		cards    func(ctx context.Context, id string) (*desk.Card, error)
+		wantCard bool
+	}{
+		{"card", func(ctx context.Context, id string) (*desk.Card, error) { return card, nil }, true},
+		{"card fails", func(ctx context.Context, id string) (*desk.Card, error) { return nil, errors.New("boom") }, false},
+		{"card late", func(ctx context.Context, id string) (*desk.Card, error) {
+			<-ctx.Done() // the lookup budget runs out
+			return nil, ctx.Err()
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []string
+			var mu sync.Mutex
+			cards := func(ctx context.Context, id string) (*desk.Card, error) {
+				mu.Lock()
+				asked = append(asked, id)
+				mu.Unlock()
+				return tt.cards(ctx, id)
+			}
+			e := newEnv(t, desk.WithCards(cards), desk.WithPopPrices(prices), desk.WithLookupTimeout(100*time.Millisecond))
+			e.addOps(opSpec{login: "alice", registered: true, page: true})
+			ivan := e.addContact("Ivan", "", "+79160000001")
+			start := time.Now()
+			if r := e.sb.Route(context.Background(), incoming("card-1", "+79160000001", "+74951234567")); r.Operator != "alice" {
+				t.Fatalf("Route = %+v", r)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("Route took %v", took)
+			}
+			pop := e.pub.of(desk.EventCallRinging)[0].Payload.(desk.Pop)
+			if (pop.Card != nil) != tt.wantCard || (tt.wantCard && pop.Card.Calls[0].CallID != "old") {
+				t.Errorf("pop card = %+v; want card %v", pop.Card, tt.wantCard)
+			}
+			if pop.Contact == nil || pop.Contact.ID != ivan.ID || len(asked) != 1 || asked[0] != ivan.ID {
+				t.Errorf("pop contact %+v, cards asked for %v", pop.Contact, asked)
+			}
+			if pop.PresetSource != "web" || pop.Call.Script != "sales" || len(pop.Prices) != 1 || pop.Prices[0] != prices[0] {
+				t.Errorf("pop source %q script %q prices %+v", pop.PresetSource, pop.Call.Script, pop.Prices)
+			}
+		})
+	}
+	// An unknown caller has no card to ask for.
+	asked := 0
+	e := newEnv(t, desk.WithCards(func(ctx context.Context, id string) (*desk.Card, error) { asked++; return card, nil }))
+	e.addOps(opSpec{login: "alice", registered: true, page: true})
+	e.sb.Route(context.Background(), incoming("card-2", "+79990001122", "support"))
+	pop := e.pub.of(desk.EventCallRinging)[0].Payload.(desk.Pop)
+	if pop.Card != nil || asked != 0 || pop.PresetSource != "" || pop.Call.Script != "general" {
+		t.Errorf("unknown caller's pop = %+v (cards asked %d)", pop, asked)
+	}
+}
+
+// hooks records the calls the switchboard hands to its call hooks.
+type hooks struct {
+	mu            sync.Mutex
+	ended, missed []*desk.Call
+}
+
+func (h *hooks) onEnded(_ context.Context, c *desk.Call) {
+	h.mu.Lock()
+	h.ended = append(h.ended, c)
+	h.mu.Unlock()
+}
+
+func (h *hooks) onMissed(_ context.Context, c *desk.Call) {
+	h.mu.Lock()
+	h.missed = append(h.missed, c)
+	h.mu.Unlock()
+}
+
+func (h *hooks) counts() (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ended), len(h.missed)
+}
+
+// With wrap-up on, an operator whose answered call ended stays claimed in wrap-up
+// and is not rung; the next call goes to someone else.
+func TestEndedHoldsOperatorInWrapup(t *testing.T) {
+	h := &hooks{}
+	e := newEnv(t, desk.WithCallHooks(h.onEnded, h.onMissed))
+	e.addOps(opSpec{login: "alice", registered: true, page: true}, opSpec{login: "bob", registered: true, page: true})
+	ctx := context.Background()
+	if r := e.sb.Route(ctx, incoming("wrap-1", "+79990001122", "sales")); r.Operator != "alice" {
+		t.Fatalf("Route = %+v", r)
+	}
+	e.sb.Answered("wrap-1", "alice", time.Now())
+	e.sb.Ended("wrap-1", "caller", time.Now())
+	e.sb.Ended("wrap-1", "caller", time.Now()) // a retransmitted BYE
+	e.pub.wait(t, desk.EventCallEnded, 1)
+	waitFor(t, func() bool { n, _ := h.counts(); return n == 1 })
+	o := e.operator("alice")
+	if o.Status != desk.StatusWrapup || o.CallID == "" {
+		t.Fatalf("alice after her call = %+v; want in wrap-up", o)
+	}
+	h.mu.Lock()
+	ended := h.ended[0]
+	h.mu.Unlock()
+	if ended.SIPCallID != "wrap-1" || ended.State != desk.CallEnded || ended.Operator != "alice" || ended.Script != "general" {
+		t.Errorf("ended hook got %+v", ended)
+	}
+	if r := e.sb.Route(ctx, incoming("wrap-2", "+79990001133", "sales")); r.Operator != "bob" {
+		t.Fatalf("next call = %+v; want bob while alice wraps up", r)
+	}
+	if r := e.sb.Route(ctx, incoming("wrap-3", "+79990001144", "alice")); r.Status != 480 {
+		t.Errorf("a direct call to alice in wrap-up = %+v; want 480", r)
+	}
+	// The wrap-up (Sales.Wrapup) releases her: then she is rung again.
+	if err := e.store.Release(ctx, "alice", o.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.sb.Route(ctx, incoming("wrap-4", "+79990001155", "sales")); r.Operator != "alice" {
+		t.Errorf("after the wrap-up Route = %+v; want alice", r)
+	}
+	e.sb.Close()
+	if n, _ := h.counts(); n != 1 {
+		t.Errorf("ended hook ran %d times; want 1", n)
+	}
+}
+
+// The missed hook runs once per missed call: abandoned while ringing, or nobody
+// to take it.
+func TestMissedHookOnce(t *testing.T) {
+	h := &hooks{}
+	e := newEnv(t, desk.WithCallHooks(h.onEnded, h.onMissed))
+	e.addOps(opSpec{login: "alice", registered: true, page: true})
+	ctx := context.Background()
+	e.sb.Route(ctx, incoming("miss-1", "+79990001122", "sales"))
+	e.sb.Missed("miss-1", 487)
+	e.sb.Missed("miss-1", 487) // the proxy's duplicate report
+	// alice is rung by miss-1 until it is applied; then nobody else is there for miss-2.
+	waitFor(t, func() bool { return e.operator("alice").CallID == "" })
+	if r := e.sb.Route(ctx, incoming("miss-2", "+79990001133", "alice")); r.Operator != "alice" {
+		t.Fatalf("Route = %+v", r)
+	}
+	if r := e.sb.Route(ctx, incoming("miss-3", "+79990001144", "sales")); r.Status != 480 {
+		t.Fatalf("Route with alice busy = %+v; want 480", r)
+	}
+	e.sb.Missed("miss-3", 480) // the proxy reports the 480 it sent
+	e.sb.Close()
+	ended, missed := h.counts()
+	if ended != 0 || missed != 2 {
+		t.Fatalf("hooks ran ended %d, missed %d; want 0 and 2", ended, missed)
+	}
+	got := []string{h.missed[0].SIPCallID, h.missed[1].SIPCallID}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"miss-1", "miss-3"}) || h.missed[0].State != desk.CallMissed {
+		t.Errorf("missed hook got %v", got)
 	}
 }

@@ -312,15 +312,23 @@ type Snapshot struct {
 	Operator *desk.Operator `json:"operator,omitempty"`
 	// Operators are everyone's presence (supervisors and admins only).
 	Operators []*desk.Operator `json:"operators,omitempty"`
+	// Wrapup is the wrap-up the operator still owes (with WithSales).
+	Wrapup *PendingWrapup `json:"wrapup,omitempty"`
+	// Promises are the operator's open promises and the pool's (with WithSales).
+	Promises []*desk.Promise `json:"promises,omitempty"`
 }
 
 // SnapshotFunc builds what a page starts from, for hub.WithSnapshot. live may be
-// nil to use store.LiveCalls.
-func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call, error)) func(ctx context.Context, u *desk.User) (any, error) {
+// nil to use store.LiveCalls. Of opts, WithSales adds an operator's pending
+// wrap-up and open promises; the others do not matter here.
+func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call, error), opts ...Option) func(ctx context.Context, u *desk.User) (any, error) {
 	if live == nil {
 		live = store.LiveCalls
 	}
 	s := &Server{store: store, liveCalls: live}
+	for _, o := range opts {
+		o(s)
+	}
 	return func(ctx context.Context, u *desk.User) (any, error) {
 		calls, err := s.visibleCalls(ctx, u)
 		if err != nil {
@@ -342,6 +350,9 @@ func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call
 			if snap.Operators == nil {
 				snap.Operators = []*desk.Operator{}
 			}
+		}
+		if err := s.salesSnapshot(ctx, u, &snap); err != nil {
+			return nil, err
 		}
 		return snap, nil
 	}

@@ -102,6 +102,10 @@ type Server struct {
 	origins    map[string]bool
 	sessionTTL time.Duration
 	m          *metrics
+	sales      SalesDesk
+	deliveries DeliverySource
+	loc        *time.Location
+	now        func() time.Time
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -156,6 +160,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/contacts/:id", s.getContact, requireUser)
 	api.GET("/calls/live", s.liveCallsHandler, requireUser)
 	api.GET("/operators", s.operators, requireRole(desk.RoleSupervisor, desk.RoleAdmin))
+	s.salesRoutes(api)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 
 	e.GET("/ws", s.websocket, requireUser)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -36,11 +37,26 @@ type Config struct {
 	Location *time.Location `json:"-"`
 	// Language is the desk's default language for scripts and labels.
 	Language string `json:"language"`
+	// Qualification are the rules that mark a lead not prospective, in file order
+	// (the first that matches gives the reason).
+	Qualification []desk.QualificationRule `json:"qualification,omitempty"`
+	// CallbackDue is when the callback promise of a missed call is due.
+	CallbackDue time.Duration `json:"callback_due"`
+	// Webhook is where completed records are POSTed; nil when none is configured.
+	Webhook *Webhook `json:"webhook,omitempty"`
 
 	file     string
 	lineAt   map[string]int // line number → YAML line of its number
 	scriptAt map[string]int // line number → YAML line of its script, for CheckScripts
 	defAt    int            // YAML line of default_script
+}
+
+// Webhook is the CRM endpoint completed sales records are POSTed to.
+type Webhook struct {
+	URL string `json:"url"`
+	// Secret signs each body (HMAC-SHA256); it never leaves the desk, not even in
+	// the config as JSON.
+	Secret string `json:"-"`
 }
 
 // Source is one answer to "where did you hear of us".
@@ -84,6 +100,7 @@ const (
 	DefaultRingTimeout = 20 * time.Second
 	DefaultTimezone    = "Europe/Moscow"
 	DefaultLanguage    = "ru"
+	DefaultCallbackDue = 30 * time.Minute
 )
 
 // DefaultSources are the playbook's channels, used when the config lists none.
@@ -120,10 +137,11 @@ func DefaultConfig() *Config {
 			{Product: "scanner", Name: "Barcode scanner", Min: 18000, Max: 42000, Currency: "RUB"},
 			{Product: "racking", Name: "Pallet racking, per bay", Min: 12000, Max: 30000, Currency: "RUB"},
 		},
-		Timezone: DefaultTimezone,
-		Location: loc,
-		Language: DefaultLanguage,
-		file:     "default config",
+		Timezone:    DefaultTimezone,
+		Location:    loc,
+		Language:    DefaultLanguage,
+		CallbackDue: DefaultCallbackDue,
+		file:        "default config",
 	}
 }
 
@@ -153,6 +171,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		RingTimeout:   DefaultRingTimeout,
 		Timezone:      DefaultTimezone,
 		Language:      DefaultLanguage,
+		CallbackDue:   DefaultCallbackDue,
 		file:          name,
 		lineAt:        map[string]int{},
 		scriptAt:      map[string]int{},
@@ -171,7 +190,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 func (c *collector) config(root *yaml.Node, cfg *Config) {
 	m, ok := c.mapping(root, "config", "lines", "default_script", "ring_timeout", "trusted_trunks",
-		"sources", "price_lists", "timezone", "language")
+		"sources", "price_lists", "timezone", "language", "qualification", "callback_due", "webhook")
 	if !ok {
 		return
 	}
@@ -242,9 +261,133 @@ func (c *collector) config(root *yaml.Node, cfg *Config) {
 	if n := m.get("lines"); n != nil {
 		c.lines(n, cfg)
 	}
+	if n := m.get("qualification"); n != nil {
+		cfg.Qualification = c.qualification(n)
+	}
+	if n := m.get("callback_due"); n != nil {
+		if s, ok := c.str(n, "callback_due"); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				c.add(n, "callback_due %q is not a duration such as 30m", s)
+			case d < time.Minute || d > 7*24*time.Hour:
+				c.add(n, "callback_due %s must be between 1m and 168h", d)
+			default:
+				cfg.CallbackDue = d
+			}
+		}
+	}
+	if n := m.get("webhook"); n != nil {
+		cfg.Webhook = c.webhook(n)
+	}
 	if _, ok := cfg.Line(desk.DefaultLine); !ok {
 		cfg.Lines = append(cfg.Lines, desk.Line{Number: desk.DefaultLine, Name: "Default", Script: cfg.DefaultScript})
 	}
+}
+
+// qualification reads the rules that mark a lead not prospective:
+//
+//	qualification:
+//	  - {industries: [retail], size_below: 20, reason: "WMS does not pay off below 20 staff"}
+func (c *collector) qualification(n *yaml.Node) []desk.QualificationRule {
+	items, ok := c.seq(n, "qualification")
+	if !ok {
+		return nil
+	}
+	var out []desk.QualificationRule
+	for _, it := range items {
+		m, ok := c.mapping(it, "qualification rule", "industries", "size_below", "reason")
+		if !ok {
+			continue
+		}
+		var r desk.QualificationRule
+		good := true
+		if v := m.get("industries"); v != nil {
+			if list, ok := c.seq(v, "qualification industries"); ok {
+				for _, in := range list {
+					if s, ok := c.str(in, "qualification industry"); ok {
+						if !idPattern.MatchString(s) {
+							c.add(in, "qualification: industry %q may hold only letters, digits, _ . -", s)
+							good = false
+							continue
+						}
+						r.Industries = append(r.Industries, s)
+					} else {
+						good = false
+					}
+				}
+			} else {
+				good = false
+			}
+		}
+		if v := m.get("size_below"); v != nil {
+			n, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || err != nil || n < 1 {
+				c.add(v, "qualification: size_below must be a whole number of staff above 0")
+				good = false
+			} else {
+				r.SizeBelow = n
+			}
+		}
+		if v := m.get("reason"); v == nil {
+			c.add(m.line("reason"), "qualification: reason is required; it tells the operator why the lead is not prospective")
+			good = false
+		} else if s, ok := c.str(v, "qualification reason"); ok && strings.TrimSpace(s) != "" {
+			r.Reason = strings.TrimSpace(s)
+		} else {
+			if ok {
+				c.add(v, "qualification: reason is empty")
+			}
+			good = false
+		}
+		if good && len(r.Industries) == 0 && r.SizeBelow == 0 {
+			c.add(it, "qualification: a rule needs industries, size_below or both")
+			good = false
+		}
+		if good {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// webhook reads the CRM endpoint: {url: https://crm.example/hook, secret: ...}.
+func (c *collector) webhook(n *yaml.Node) *Webhook {
+	m, ok := c.mapping(n, "webhook", "url", "secret")
+	if !ok {
+		return nil
+	}
+	w := &Webhook{}
+	v := m.get("url")
+	if v == nil {
+		c.add(m.line("url"), "webhook: url is required")
+		return nil
+	}
+	s, ok := c.str(v, "webhook url")
+	if !ok {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.add(v, "webhook: url %q must be an http:// or https:// address", s)
+		return nil
+	}
+	w.URL = s
+	if v := m.get("secret"); v != nil {
+		if s, ok := c.str(v, "webhook secret"); ok {
+			w.Secret = s
+		}
+	}
+	return w
+}
+
+// DeskPrices is the price list as the desk's sales record names ranges.
+func (cfg *Config) DeskPrices() []desk.PriceRange {
+	out := make([]desk.PriceRange, len(cfg.PriceList))
+	for i, p := range cfg.PriceList {
+		out[i] = desk.PriceRange{Product: p.Product, Min: p.Min, Max: p.Max, Currency: p.Currency}
+	}
+	return out
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -1,7 +1,9 @@
 package yamlfile
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -90,7 +92,7 @@ func TestParseConfigErrors(t *testing.T) {
 			`c.yaml:4: trusted_trunks: "trunk.example" is not a CIDR (10.0.0.0/8) or an IP address`}},
 		{"unknown key", "ring_timout: 10s\nlanguage: ru\nfoo: 1\n", []string{
 			`c.yaml:1: config: unknown key "ring_timout" (did you mean "ring_timeout"?)`,
-			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language)`}},
+			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language, qualification, callback_due, webhook)`}},
 		{"unknown line key", "lines:\n  - number: sales\n    scrpit: default\n", []string{
 			`c.yaml:3: line: unknown key "scrpit" (did you mean "script"?)`}},
 		{"bad scalars", "ring_timeout: soon\ntimezone: Mars/Olympus\nlanguage: Russian\n", []string{
@@ -113,6 +115,25 @@ func TestParseConfigErrors(t *testing.T) {
 		{"sources", "sources:\n  - exhibition\n  - {id: exhibition}\n  - {label: x}\n", []string{
 			`c.yaml:3: duplicate source "exhibition" (first at line 2)`,
 			`c.yaml:4: source: id is required`}},
+		{"qualification", "qualification:\n  - {industries: [retail], size_below: 20}\n  - {size_below: -5, reason: small}\n  - {reason: says nothing}\n  - {industries: [Розница!], reason: x}\n  - {size_below: 2.5, reason: y, staff: 3}\n  - retail\n", []string{
+			`c.yaml:2: qualification: reason is required; it tells the operator why the lead is not prospective`,
+			`c.yaml:3: qualification: size_below must be a whole number of staff above 0`,
+			`c.yaml:4: qualification: a rule needs industries, size_below or both`,
+			`c.yaml:5: qualification: industry "Розница!" may hold only letters, digits, _ . -`,
+			`c.yaml:6: qualification rule: unknown key "staff" (known: industries, size_below, reason)`,
+			`c.yaml:6: qualification: size_below must be a whole number of staff above 0`,
+			`c.yaml:7: qualification rule must be a mapping (key: value), not "retail"`}},
+		{"callback due", "callback_due: soon\n", []string{
+			`c.yaml:1: callback_due "soon" is not a duration such as 30m`}},
+		{"callback due range", "callback_due: 10s\n", []string{
+			`c.yaml:1: callback_due 10s must be between 1m and 168h`}},
+		{"webhook scheme", "webhook:\n  url: ftp://crm.example/hook\n", []string{
+			`c.yaml:2: webhook: url "ftp://crm.example/hook" must be an http:// or https:// address`}},
+		{"webhook no url", "webhook:\n  secret: s\n  retries: 3\n", []string{
+			`c.yaml:2: webhook: url is required`,
+			`c.yaml:3: webhook: unknown key "retries" (known: url, secret)`}},
+		{"webhook relative", "webhook: {url: /hook}\n", []string{
+			`c.yaml:1: webhook: url "/hook" must be an http:// or https:// address`}},
 		{"not a mapping", "- a\n- b\n", []string{
 			`c.yaml:1: config must be a mapping (key: value), not a list`}},
 		{"syntax", "lines: [\n", []string{
@@ -244,5 +265,48 @@ func TestConfigScripts(t *testing.T) {
 	}
 	if plain := set.Map("ru")["default"]; plain.Lang != "ru" || plain.Steps[6].Fields[0].Options != nil {
 		t.Errorf("Map(ru) = %+v", plain.Steps[6].Fields[0])
+	}
+}
+
+func TestParseSalesConfig(t *testing.T) {
+	const y = `qualification:
+  - {industries: [retail, ecommerce], size_below: 20, reason: WMS does not pay off below 20 staff}
+  - {size_below: 5, reason: too small}
+callback_due: 45m
+webhook:
+  url: https://crm.example/hooks/desk
+  secret: s3cret
+`
+	cfg, err := ParseConfig("c.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []desk.QualificationRule{
+		{Industries: []string{"retail", "ecommerce"}, SizeBelow: 20, Reason: "WMS does not pay off below 20 staff"},
+		{SizeBelow: 5, Reason: "too small"},
+	}
+	if fmt.Sprint(cfg.Qualification) != fmt.Sprint(want) {
+		t.Errorf("qualification = %+v", cfg.Qualification)
+	}
+	if cfg.CallbackDue != 45*time.Minute {
+		t.Errorf("callback_due = %v", cfg.CallbackDue)
+	}
+	if cfg.Webhook == nil || cfg.Webhook.URL != "https://crm.example/hooks/desk" || cfg.Webhook.Secret != "s3cret" {
+		t.Errorf("webhook = %+v", cfg.Webhook)
+	}
+	if b, _ := json.Marshal(cfg.Webhook); strings.Contains(string(b), "s3cret") {
+		t.Errorf("the secret leaks into JSON: %s", b)
+	}
+	defaults, err := ParseConfig("c.yaml", []byte("language: ru\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defaults.CallbackDue != DefaultCallbackDue || defaults.Webhook != nil || defaults.Qualification != nil ||
+		DefaultConfig().CallbackDue != DefaultCallbackDue {
+		t.Errorf("defaults: %v %+v %+v", defaults.CallbackDue, defaults.Webhook, defaults.Qualification)
+	}
+	prices := DefaultConfig().DeskPrices()
+	if len(prices) != 3 || prices[0] != (desk.PriceRange{Product: "wms-basic", Min: 90000, Max: 150000, Currency: "RUB"}) {
+		t.Errorf("DeskPrices = %+v", prices)
 	}
 }
