@@ -116,7 +116,10 @@ func TestSippCallPopsBeforeAnswer(t *testing.T) {
 			if lead <= 0 {
 				t.Errorf("call.ringing reached the page %v AFTER the caller got 200 OK", -lead)
 			}
-			t.Logf("pop (%s): INVITE sent -> call.ringing on the page %v; the page had the card %v before the caller's 200 OK (phone rang 800 ms)",
+			// sipp stamps a message when it logs it, after the write; over TCP that can be
+			// later than the desk's pop, so the first figure is a bound, not a latency
+			// measurement (issue 6 measures pop latency under load).
+			t.Logf("pop (%s): sipp logged the INVITE %v before call.ringing reached the page; the page had the card %v before the caller's 200 OK (phone rang 800 ms)",
 				tc.trace, ringing.At.Sub(invite).Round(10*time.Microsecond), lead.Round(time.Millisecond))
 
 			// Every frame has a seq, increasing by one on the operator's channel.

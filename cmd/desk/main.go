@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // quick deadlines use the desk's zone, also on hosts without zoneinfo
 )
 
 func main() {

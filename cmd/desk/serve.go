@@ -22,6 +22,7 @@ import (
 	"github.com/calldesk/desk/desk/httpapi"
 	"github.com/calldesk/desk/desk/hub"
 	"github.com/calldesk/desk/desk/redisstore"
+	"github.com/calldesk/desk/desk/webhook"
 	"github.com/calldesk/desk/desk/yamlfile"
 	"github.com/calldesk/desk/scripts"
 	"github.com/calldesk/desk/sip"
@@ -80,18 +81,40 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	// The hub's snapshots read live calls from the switchboard, and the switchboard
-	// publishes through the hub: the closure breaks the cycle.
-	var sb *desk.Switchboard
+	// publishes through the hub: the closures break the cycle.
+	var (
+		sb    *desk.Switchboard
+		sales *desk.Sales
+	)
 	h := hub.New(rdb,
 		hub.WithPrefix(keyPrefix),
 		hub.WithLogger(log),
 		hub.WithNode(cfg.Node),
 		hub.WithPresence(store),
 		hub.WithSnapshot(func(ctx context.Context, u *desk.User) (any, error) {
-			return httpapi.SnapshotFunc(store, sb.Live)(ctx, u)
+			return httpapi.SnapshotFunc(store, sb.Live, httpapi.WithSales(sales))(ctx, u)
 		}),
 		hub.WithRegisterer(reg),
 	)
+
+	// The CRM webhook, when configured, gets every completed sales record.
+	var wh *webhook.Webhook
+	salesOpts := []desk.SalesOption{
+		desk.WithSalesLogger(log),
+		desk.WithSalesScripts(settings.Scripts(scriptSet)),
+		desk.WithSalesLines(settings.Lines, settings.DefaultScript),
+		desk.WithPriceList(settings.DeskPrices()),
+		desk.WithQualification(settings.Qualification),
+		desk.WithCallbackDue(settings.CallbackDue),
+		desk.WithLocation(settings.Location),
+		desk.WithSalesRegion(cfg.Region),
+	}
+	if settings.Webhook != nil {
+		wh = webhook.New(settings.Webhook.URL, settings.Webhook.Secret,
+			webhook.WithRedis(rdb, keyPrefix), webhook.WithLogger(log), webhook.WithNode(cfg.Node))
+		salesOpts = append(salesOpts, desk.WithNotifier(wh))
+	}
+	sales = desk.NewSales(store, h, salesOpts...)
 	sb = desk.NewSwitchboard(store, h,
 		desk.WithSwitchboardLogger(log),
 		desk.WithLines(settings.Lines, settings.DefaultScript),
@@ -99,6 +122,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		desk.WithRegion(cfg.Region),
 		desk.WithRingTimeout(settings.RingTimeout),
 		desk.WithRegisterer(reg),
+		desk.WithCards(sales.Card),
+		desk.WithPopPrices(settings.DeskPrices()),
+		desk.WithCallHooks(sales.CallEnded, sales.CallMissed),
 	)
 
 	sipSrv, err := sip.New(&sipHandler{store: store, sb: sb, pub: h, log: log},
@@ -113,7 +139,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	api := httpapi.New(store, h,
+	apiOpts := []httpapi.Option{
 		httpapi.WithLogger(log),
 		httpapi.WithStatic(static.FS),
 		httpapi.WithRegion(cfg.Region),
@@ -122,7 +148,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		httpapi.WithGatherer(reg),
 		httpapi.WithLiveCalls(sb.Live),
 		httpapi.WithReady(func(ctx context.Context) error { return store.Ping(ctx) }),
-	)
+		httpapi.WithSales(sales),
+		httpapi.WithLocation(settings.Location),
+	}
+	if wh != nil { // never a nil *Webhook in the interface: it would not be nil
+		apiOpts = append(apiOpts, httpapi.WithDeliveries(wh))
+	}
+	api := httpapi.New(store, h, apiOpts...)
 
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -138,6 +170,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	errc := make(chan error, 3)
 	go func() { errc <- h.Run(runCtx) }()
 	go func() { errc <- sipSrv.Serve(runCtx) }()
+	go sales.RunScheduler(runCtx, cfg.Node)
+	if wh != nil {
+		wh.Start(runCtx)
+		defer wh.Close()
+	}
 	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
