@@ -161,3 +161,67 @@ export class Feed {
     setTimeout(() => { if (!this.stopped) this.connect(); }, delay);
   }
 }
+
+// uuid returns a random RFC 4122 version 4 id for an answer operation. Outside a
+// secure context (plain http on a LAN address) crypto.randomUUID is missing, but
+// getRandomValues is there.
+export function uuid() {
+  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// hhmmss renders a duration as 01:02:03 (hours always shown: countdowns).
+export function hhmmss(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const pad = (x) => String(x).padStart(2, "0");
+  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
+}
+
+// formatAmount writes 150000 as "150 000" (with the language's group separator).
+export function formatAmount(n, lang) {
+  if (typeof n !== "number" || !isFinite(n)) return "";
+  return new Intl.NumberFormat(lang === "ru" ? "ru-RU" : "en-US", { maximumFractionDigits: 2 }).format(n);
+}
+
+// formatWhen renders an RFC 3339 time in the browser's zone: "12.05 14:30".
+export function formatWhen(iso, lang) {
+  const d = new Date(iso);
+  if (isNaN(d)) return "";
+  return d.toLocaleString(lang === "ru" ? "ru-RU" : "en-GB", { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+}
+
+// localInput turns an RFC 3339 time into a datetime-local value in the browser's zone.
+export function localInput(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return "";
+  const pad = (x) => String(x).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+// store wraps localStorage: a full or forbidden storage must not break the page,
+// it only loses the reload-safety.
+export const store = {
+  get(key) {
+    try { const v = localStorage.getItem(key); return v === null ? null : JSON.parse(v); } catch { return null; }
+  },
+  set(key, v) {
+    try { localStorage.setItem(key, JSON.stringify(v)); return true; } catch { return false; }
+  },
+  del(key) {
+    try { localStorage.removeItem(key); } catch { /* nothing to do */ }
+  },
+  keys(prefix) {
+    const out = [];
+    try {
+      for (let i = 0; i < localStorage.length; i++) {
+        const k = localStorage.key(i);
+        if (k && k.startsWith(prefix)) out.push(k);
+      }
+    } catch { /* no storage */ }
+    return out;
+  },
+};

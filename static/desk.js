@@ -1,38 +1,78 @@
-// The operator page: sign in, presence switch, phone and connection state, and
-// the card of the call ringing on this operator's phone with the line's script.
+// The operator page: sign in, presence switch, phone and connection state; the card
+// of the call on this operator's phone with the caller's history and the line's
+// script as a working form (script.js); the wrap-up the operator owes after an
+// answered call; and his open promises with their countdowns (promises.js).
 import { t, applyI18n, bindLangSwitch, onLangChange } from "./i18n.js";
-import { $, el, show, api, formatNumber, mmss, loginFlow, logout, Feed } from "./common.js";
+import { $, show, api, formatNumber, mmss, loginFlow, logout, Feed, store } from "./common.js";
+import { Outbox } from "./outbox.js";
+import { ScriptForm } from "./script.js";
+import { PromisePanel } from "./promises.js";
+import { History } from "./card.js";
+
+const POP_PREFIX = "desk.pop.";
+const POP_KEEP_MS = 24 * 3600 * 1000;
 
 const state = {
   me: null,
   away: false,
   registered: false,
   conn: "connecting",
-  call: null,      // the call on the card
-  pop: null,       // its call.ringing payload, when we had it
+  call: null,          // the call on the card
+  pop: null,           // its call.ringing payload, when we had it
   timer: null,
+  wrapups: new Map(),  // call id -> call: answered calls whose wrap-up is still owed
+  promisesLoaded: false,
 };
 
 applyI18n(document);
 bindLangSwitch($("lang"));
-onLangChange(() => render());
 $("logout").addEventListener("click", logout);
 
+const outbox = new Outbox({
+  onAck: (callId, op, record) => { if (callId === form.callId) form.ack(op, record); },
+  onReject: (callId, op, status, body) => { if (callId === form.callId) form.reject(op, status, body); },
+  onChange: () => { if (form) form.paint(); renderOutbox(); },
+});
+
+const form = new ScriptForm({
+  box: $("script"), list: $("script-steps"), title: $("script-title"),
+  back: $("step-back"), next: $("step-next"), close: $("close-call"), msg: $("script-msg"),
+  outbox,
+  onClosed: (callId, result) => closed(callId, result),
+});
+
 let feed = null;
+let panel = null;
+let history = null;
+
+onLangChange(() => { form.relabel(); if (panel) panel.render(); if (history) history.relabel(); render(); });
 
 loginFlow((user) => {
   state.me = user;
   $("user-name").textContent = user.name || user.login;
   show($("status-group"), true);
   show($("desk"), true);
+  panel = new PromisePanel({ list: $("promise-list"), count: $("promises-count"), empty: $("no-promises"), me: user });
+  history = new History();
+  forgetOldPops();
   feed = new Feed({
     onFrame,
-    onState: (s) => { state.conn = s; renderStatus(); },
+    onState: (s) => {
+      state.conn = s;
+      renderStatus();
+      // Back online: what the operator typed while the feed was down goes now.
+      if (s === "connected") outbox.flush();
+    },
     onLoggedOut: () => location.reload(),
   });
   feed.start();
+  outbox.flush();
   render();
 });
+
+window.addEventListener("online", () => outbox.flush());
+// A slow safety net besides the outbox's own backoff.
+setInterval(() => { if (outbox.pending() && !outbox.running && !outbox.timer) outbox.flush(); }, 15000);
 
 $("presence-switch").addEventListener("change", (e) => {
   const away = !e.target.checked;
@@ -44,6 +84,11 @@ $("presence-switch").addEventListener("change", (e) => {
   renderStatus();
 });
 
+$("wrapup-open").addEventListener("click", () => {
+  const next = [...state.wrapups.values()].find((c) => !state.call || c.id !== state.call.id);
+  if (next) showCall(next);
+});
+
 function applyOperator(op) {
   if (!op || !state.me || op.login !== state.me.login) return;
   state.away = !!op.away;
@@ -52,36 +97,39 @@ function applyOperator(op) {
 
 function onFrame(f) {
   switch (f.type) {
-    case "snapshot": {
-      // Marks that the page is in sync with the server (tests wait for it too).
-      $("desk").dataset.synced = "true";
-      applyOperator(f.operator);
-      // A page (re)opened during a call shows it from the live calls.
-      const mine = (f.calls || []).find((c) => c && c.operator === state.me.login);
-      if (mine) {
-        if (!state.call || state.call.id !== mine.id) state.pop = null;
-        setCall(mine);
-      } else if (state.call && (state.call.state === "ringing" || state.call.state === "answered")) {
-        state.call = { ...state.call, state: "ended" };
-      }
+    case "snapshot":
+      onSnapshot(f);
       break;
-    }
     case "presence":
       applyOperator(f.operator);
       break;
     case "call.ringing":
       if (f.call) {
         state.pop = f;
+        if (f.call.id) store.set(POP_PREFIX + f.call.id, { at: Date.now(), pop: f });
         setCall(f.call);
       }
       break;
     case "call.answered":
     case "call.ended":
     case "call.missed":
-      if (f.call && (!state.call || state.call.id === f.call.id || f.type === "call.answered")) {
+      if (!f.call) break;
+      if (f.type === "call.ended" && f.call.answered && f.call.operator === state.me.login) state.wrapups.set(f.call.id, f.call);
+      if (f.type === "call.missed" || (f.type === "call.ended" && !f.call.answered)) store.del(POP_PREFIX + f.call.id);
+      if (!state.call || state.call.id === f.call.id || f.type === "call.answered") {
         if (!state.call || state.call.id !== f.call.id) state.pop = null;
         setCall(f.call);
       }
+      break;
+    case "script.progress":
+      if (f.record && f.call_id === form.callId) form.applyRecord(f.record);
+      break;
+    case "wrapup.done":
+      if (f.call_id && state.wrapups.has(f.call_id)) closed(f.call_id, null);
+      break;
+    case "promise.updated":
+    case "promise.overdue":
+      if (panel && f.promise) panel.upsert(f.promise);
       break;
     case "error":
       console.warn("desk:", f.error);
@@ -91,8 +139,101 @@ function onFrame(f) {
   render();
 }
 
+function onSnapshot(f) {
+  // Marks that the page is in sync with the server (tests wait for it too).
+  $("desk").dataset.synced = "true";
+  applyOperator(f.operator);
+  if (Array.isArray(f.promises)) {
+    panel.setAll(f.promises);
+    state.promisesLoaded = true;
+  } else if (!state.promisesLoaded) {
+    state.promisesLoaded = true;
+    api("GET", "/api/promises?state=open").then((r) => { if (r.ok && Array.isArray(r.data)) panel.setAll(r.data); }).catch(() => {});
+  }
+  const pending = f.wrapup && f.wrapup.call ? f.wrapup : null;
+  if (pending) state.wrapups.set(pending.call.id, pending.call);
+  // A page (re)opened during a call shows it from the live calls.
+  const mine = (f.calls || []).find((c) => c && c.operator === state.me.login);
+  if (mine) {
+    if (!state.call || state.call.id !== mine.id) state.pop = null;
+    setCall(mine);
+  } else if (state.call && (state.call.state === "ringing" || state.call.state === "answered")) {
+    state.call = { ...state.call, state: "ended" };
+    if (state.call.answered) state.wrapups.set(state.call.id, state.call);
+  }
+  if (!mine && pending && (!state.call || state.call.id === pending.call.id || !state.wrapups.has(state.call.id))) {
+    if (!state.call || state.call.id !== pending.call.id) state.pop = null;
+    setCall(pending.call);
+    if (pending.record) form.applyRecord(pending.record);
+  }
+  // The server knows about wrap-ups and owes none: one shown here was closed
+  // elsewhere (another tab, a supervisor). Ask before dropping it.
+  if (("wrapup" in f || Array.isArray(f.promises)) && !pending) {
+    for (const id of state.wrapups.keys()) checkClosed(id);
+  }
+}
+
+async function checkClosed(callId) {
+  let r;
+  try { r = await api("GET", `/api/calls/${encodeURIComponent(callId)}/record`); } catch { return; }
+  if (r.ok && r.data && r.data.wrapup) closed(callId, null);
+}
+
 function setCall(call) {
   state.call = call;
+  let pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
+  if (!pop) {
+    const saved = store.get(POP_PREFIX + call.id);
+    if (saved && saved.pop && saved.pop.call && saved.pop.call.id === call.id) {
+      pop = saved.pop;
+      state.pop = pop;
+    }
+  }
+  const fresh = form.load(call, pop, state.me);
+  if (!form.script && call.state !== "ringing" && (call.answered || state.wrapups.has(call.id))) form.useFallback();
+  form.setMode(state.wrapups.has(call.id) ? "wrapup" : "live");
+  if (fresh && (call.state !== "ringing" || state.wrapups.has(call.id))) loadRecord(call.id);
+  if (fresh) {
+    const a = document.activeElement;
+    if (!a || a === document.body || form.box.contains(a)) setTimeout(() => form.focusStep(), 0);
+  }
+}
+
+function showCall(call) {
+  state.pop = null;
+  setCall(call);
+  render();
+}
+
+async function loadRecord(callId) {
+  let r;
+  try { r = await api("GET", `/api/calls/${encodeURIComponent(callId)}/record`); } catch { return; }
+  if (!r.ok || !r.data || form.callId !== callId) return;
+  form.applyRecord(r.data);
+  if (r.data.wrapup) closed(callId, null);
+  else form.focusStep();
+}
+
+// closed clears a wrap-up that is done; the next pending one, if any, shows.
+function closed(callId, result) {
+  state.wrapups.delete(callId);
+  store.del(POP_PREFIX + callId);
+  if (result && result.promise && panel) panel.upsert(result.promise);
+  if (state.call && state.call.id === callId) {
+    state.call = null;
+    state.pop = null;
+    form.unload();
+    const next = state.wrapups.values().next().value;
+    if (next) setCall(next);
+  }
+  render();
+}
+
+function forgetOldPops() {
+  for (const k of store.keys(POP_PREFIX)) {
+    const v = store.get(k);
+    if (!v || !v.at || Date.now() - v.at > POP_KEEP_MS) store.del(k);
+  }
 }
 
 function renderStatus() {
@@ -104,6 +245,14 @@ function renderStatus() {
   ph.textContent = t(state.registered ? "phoneRegistered" : "phoneNotRegistered");
   $("presence-switch").checked = !state.away;
   $("presence-label").textContent = t(state.away ? "away" : "available");
+  renderOutbox();
+}
+
+function renderOutbox() {
+  const n = outbox.pending();
+  const pill = $("outbox-state");
+  show(pill, n > 0);
+  pill.textContent = n > 0 ? `${t("unsavedCount")}: ${n}` : "";
 }
 
 function render() {
@@ -116,9 +265,15 @@ function renderCard() {
   const card = $("card");
   show($("idle"), !call);
   show(card, !!call);
+  const others = [...state.wrapups.values()].filter((c) => !call || c.id !== call.id);
+  show($("wrapup-other"), others.length > 0);
+  $("wrapup-other-caller").textContent = others.length ? formatNumber(others[0].from) : "";
   if (!call) return;
   const st = call.state === "answered" ? "talking" : call.state; // ringing, talking, ended, missed
   card.dataset.state = st;
+  const owed = state.wrapups.has(call.id);
+  card.dataset.wrapup = owed ? "pending" : "";
+  show($("wrapup-note"), owed);
   $("card-state").textContent = t(st);
 
   const pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
@@ -129,10 +284,19 @@ function renderCard() {
   $("caller-number").textContent = formatNumber(call.from);
   setFact("display", call.from_display);
   setFact("company", contact && contact.company);
-  setFact("manager", pop && (pop.manager || (contact && contact.manager)));
+  const manager = pop && (pop.manager || (contact && contact.manager));
+  const contactId = (contact && contact.id) || call.contact_id;
+  const m = $("caller-manager");
+  if (!$("manager-form").hidden) {
+    // the operator is choosing a manager: leave the row alone
+  } else {
+    m.textContent = manager || (contactId ? "—" : "");
+  }
+  show($("manager-label"), !!manager || !!contactId);
+  show($("manager-row"), !!manager || !!contactId);
   $("call-line").textContent = call.line || call.to || "";
   show($("lookup-note"), !!(pop && pop.lookup === "unavailable") || !!call.lookup_failed);
-  renderScript(pop && pop.script, { contact: pop && pop.contact, operator: state.me, call });
+  if (history) history.show(call, pop);
   renderTimer(call, st);
 }
 
@@ -142,47 +306,6 @@ function setFact(name, value) {
   const dd = $(`caller-${name}`);
   show(dd, has);
   dd.textContent = has ? value : "";
-}
-
-let shownScript = null;
-
-function renderScript(script, known) {
-  const box = $("script");
-  show(box, !!(script && script.steps && script.steps.length));
-  if (!script || shownScript === script) return;
-  shownScript = script;
-  $("script-title").textContent = script.title || script.id || "";
-  const list = $("script-steps");
-  list.replaceChildren();
-  for (const step of script.steps || []) {
-    const li = el("li", "step");
-    li.append(el("div", "step-title", step.title || step.id || ""));
-    if (step.text) li.append(el("p", "step-text", fillPlaceholders(step.text, known)));
-    const labels = [...(step.fields || []), ...(step.options || [])];
-    if (labels.length) {
-      const ul = el("ul", "step-fields");
-      for (const f of labels) {
-        const item = el("li", "field", f.label || f.id || "");
-        if (f.required) item.append(el("span", "req", ` (${t("required")})`));
-        ul.append(item);
-      }
-      li.append(ul);
-    }
-    list.append(li);
-  }
-}
-
-// fillPlaceholders puts what the desk knows into {{object.field|fallback}}: the
-// caller's name, the operator's name. What is not known yet (the price of a product
-// not picked) shows its fallback, or an ellipsis, never the raw braces. The result
-// goes into textContent, so a caller-chosen name stays text.
-function fillPlaceholders(text, known) {
-  return text.replace(/\{\{\s*([a-z_]+)\.([a-z_]+)\s*(?:\|([^}]*))?\}\}/g, (_, obj, field, fallback) => {
-    const src = known && known[obj];
-    const v = src && src[field];
-    if (v !== undefined && v !== null && v !== "") return String(v);
-    return fallback ? fallback : "…";
-  });
 }
 
 function renderTimer(call, st) {

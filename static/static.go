@@ -9,5 +9,5 @@ import "embed"
 
 // FS holds the page files at its root.
 //
-//go:embed index.html supervisor.html desk.css common.js desk.js supervisor.js i18n.js favicon.svg
+//go:embed index.html supervisor.html desk.css common.js desk.js supervisor.js i18n.js outbox.js script.js promises.js card.js favicon.svg
 var FS embed.FS

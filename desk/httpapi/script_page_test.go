@@ -469,3 +469,89 @@ func TestSupervisorScriptPage(t *testing.T) {
 		t.Fatalf("wrap-up after force: %+v", rec.Wrapup)
 	}
 }
+
+// TestCardHistoryPage: a known caller's card shows his last calls, the open
+// interest and its stage, open promises (overdue in red) and notes; the operator
+// adds a note and changes the personal manager on the card, in Russian.
+func TestCardHistoryPage(t *testing.T) {
+	ctx := browsertest.Start(t)
+	sp := newScriptPage(t)
+	sp.user("anna", desk.RoleOperator)
+	sp.user("boris", desk.RoleOperator)
+	bg := context.Background()
+	contact := &desk.Contact{ID: "ct-h1", Name: "Анна Смирнова", Company: "ООО Ромашка", Manager: "anna",
+		Phones: []string{"+79160000055"}, Created: time.Now(), Updated: time.Now()}
+	if err := sp.store.CreateContact(bg, contact); err != nil {
+		t.Fatal(err)
+	}
+
+	browsertest.Step(t, ctx, "open the page in Russian at 1366x768", chromedp.EmulateViewport(1366, 768),
+		chromedp.Navigate(sp.srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.Evaluate[chromedp.Void](`localStorage.setItem('desk.lang', 'ru')`),
+		chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("login-login"), "anna"),
+		chromedp.SendKeys(chromedp.ID("login-password"), password),
+		chromedp.Click(chromedp.ID("login-submit")))
+	browsertest.WaitFor(t, ctx, "the feed", `document.getElementById('desk').dataset.synced === 'true'`)
+
+	now := time.Now().UTC()
+	call := &desk.Call{ID: "h-call-1", SIPCallID: "h-sip-1", From: "+79160000055", To: "sales", Line: "sales",
+		Script: "default", Operator: "anna", State: desk.CallRinging, ContactID: contact.ID, Started: now}
+	if err := sp.store.SaveCall(bg, call); err != nil {
+		t.Fatal(err)
+	}
+	card := &desk.Card{
+		Calls:    []desk.CallSummary{{CallID: "old-1", At: now.Add(-48 * time.Hour), Operator: "anna", Outcome: desk.OutcomeInterest, Seconds: 185}},
+		Interest: &desk.Interest{ID: "in-1", ContactID: contact.ID, Type: "deal", Owner: "anna", Stage: "meeting", State: "open"},
+		Promises: []*desk.Promise{
+			{ID: "p-late", Owner: "anna", Kind: "promise", What: "Send the offer", Due: now.Add(-time.Hour), State: desk.PromiseOpen},
+			{ID: "p-next", Owner: "anna", Kind: "promise", What: "Check stock", Due: now.Add(time.Hour), State: desk.PromiseOpen},
+		},
+		Notes: []desk.Note{{ID: "n-1", ContactID: contact.ID, Text: "<i>Prefers mornings</i>", By: "anna", At: now.Add(-48 * time.Hour)}},
+	}
+	sp.hub.Publish(desk.Event{Type: desk.EventCallRinging, Operators: []string{"anna"}, Payload: desk.Pop{
+		Call: call, Contact: contact, Manager: "Name of anna", Script: sp.script, Card: card, PresetSource: "web_search", Prices: sp.prices}})
+	browsertest.WaitFor(t, ctx, "the history", `!document.getElementById('history').hidden && document.querySelectorAll('#history-calls tr').length === 1`)
+	row := browsertest.Eval[string](t, ctx, `document.querySelector('#history-calls tr').textContent`)
+	if !strings.Contains(row, "Интерес") || !strings.Contains(row, "03:05") || !strings.Contains(row, "anna") {
+		t.Errorf("history row %q: want the outcome, the operator and the duration", row)
+	}
+	if got := browsertest.Text(t, ctx, "interest"); !strings.Contains(got, "Потенциальная сделка") || !strings.Contains(got, "Встреча / презентация") {
+		t.Errorf("interest %q", got)
+	}
+	if got := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#card-promises li')].map(li => li.classList.contains('overdue') + ':' + li.firstChild.textContent).join('|')`); got != "true:Send the offer|false:Check stock" {
+		t.Errorf("card promises %q", got)
+	}
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#notes .note-text').textContent`); got != "<i>Prefers mornings</i>" {
+		t.Errorf("note %q", got)
+	}
+	if got := browsertest.Text(t, ctx, "close-call"); got != "Закрыть звонок" {
+		t.Errorf("Russian Close call label %q", got)
+	}
+	if got := browsertest.Text(t, ctx, "caller-manager"); got != "Name of anna" {
+		t.Errorf("manager %q", got)
+	}
+	inView(t, ctx, "a known caller", onCard...)
+	browsertest.Screenshot(t, ctx, "script-8-card-history-ru")
+
+	// Add a note with the keyboard.
+	browsertest.Step(t, ctx, "add a note", chromedp.Click(chromedp.ID("note-input")), chromedp.KeyEvent("Wants a demo in May\r"))
+	browsertest.WaitFor(t, ctx, "the note on the card", `document.querySelector('#notes .note-text').textContent === 'Wants a demo in May'`)
+	c, err := sp.sales.Card(bg, contact.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Notes) != 1 || c.Notes[0].Text != "Wants a demo in May" || c.Notes[0].CallID != call.ID {
+		t.Errorf("stored notes %+v", c.Notes)
+	}
+
+	// Change the manager: an operator may not list operators, so he types a login.
+	browsertest.Step(t, ctx, "change the manager", chromedp.Click(chromedp.ID("manager-change")))
+	browsertest.WaitFor(t, ctx, "the manager input", `document.activeElement && document.activeElement.id === 'manager-value'`)
+	browsertest.Step(t, ctx, "type boris", chromedp.KeyEvent("boris\r"))
+	browsertest.WaitFor(t, ctx, "the new manager", `document.getElementById('caller-manager').textContent === 'boris' && document.getElementById('manager-form').hidden`)
+	got, err := sp.store.Contact(bg, contact.ID)
+	if err != nil || got.Manager != "boris" {
+		t.Fatalf("manager after the change: %+v %v", got, err)
+	}
+}

@@ -1,0 +1,180 @@
+// The known caller's history on the card: last calls, the open interest and its
+// stage, open promises, notes (with "add a note"), and the personal manager with a
+// control to change him.
+import { t, currentLang } from "./i18n.js";
+import { $, el, show, api, mmss, formatWhen } from "./common.js";
+
+let operators = null; // [{login, name}] once read, or [] when this user may not list them
+
+async function loadOperators() {
+  if (operators) return operators;
+  let r;
+  try { r = await api("GET", "/api/operators"); } catch { r = { status: 0 }; }
+  operators = r.ok && Array.isArray(r.data) ? r.data.filter((o) => o && o.login) : [];
+  return operators;
+}
+
+export function operatorName(login) {
+  const o = operators && operators.find((x) => x.login === login);
+  return o && o.name ? o.name : login || "";
+}
+
+// tr translates a code with a prefix, falling back to the code itself.
+function tr(prefix, code) {
+  const k = prefix + code;
+  const v = t(k);
+  return v === k ? code : v;
+}
+
+export class History {
+  constructor() {
+    this.contactId = null;
+    this.callId = null;
+    this.card = null;
+    $("note-form").addEventListener("submit", (e) => { e.preventDefault(); this.addNote(); });
+    $("manager-change").addEventListener("click", () => this.editManager());
+    $("manager-cancel").addEventListener("click", () => this.closeManager());
+    $("manager-form").addEventListener("submit", (e) => { e.preventDefault(); this.saveManager(); });
+    $("manager-form").addEventListener("keydown", (e) => { if (e.key === "Escape") this.closeManager(); });
+  }
+
+  // show fills the history for the call on the card; contact may be null.
+  show(call, pop) {
+    const contact = pop && pop.contact;
+    const contactId = (contact && contact.id) || (call && call.contact_id) || null;
+    const card = pop && pop.card;
+    if (this.callId === (call && call.id) && this.card === card && this.contactId === contactId) return;
+    this.callId = call ? call.id : null;
+    this.contactId = contactId;
+    this.card = card || null;
+    this.closeManager();
+    show($("history"), !!contactId);
+    show($("manager-change"), !!contactId);
+    $("note-error").textContent = "";
+    if (!contactId) return;
+    const c = card || { calls: [], promises: [], notes: [] };
+    this.renderCalls(c.calls || []);
+    this.renderInterest(c.interest);
+    this.renderPromises(c.promises || []);
+    this.renderNotes(c.notes || []);
+  }
+
+  // relabel draws the history again in the new language.
+  relabel() {
+    if (!this.contactId) return;
+    const c = this.card || { calls: [], promises: [] };
+    this.renderCalls(c.calls || []);
+    this.renderInterest(c.interest);
+    this.renderPromises(c.promises || []);
+  }
+
+  renderCalls(calls) {
+    const body = $("history-calls");
+    body.replaceChildren();
+    for (const s of calls) {
+      const tr_ = el("tr");
+      tr_.append(el("td", "num", formatWhen(s.at, currentLang())), el("td", "", operatorName(s.operator)),
+        el("td", `outcome outcome-${s.outcome || ""}`, tr("o_", s.outcome || "")), el("td", "num", mmss((s.seconds || 0) * 1000)));
+      body.append(tr_);
+    }
+    show($("history-calls-table"), calls.length > 0);
+    show($("no-history"), calls.length === 0);
+  }
+
+  renderInterest(it) {
+    const box = $("interest");
+    show(box, !!it);
+    box.replaceChildren();
+    if (!it) return;
+    box.append(el("span", "interest-type", tr("it_", it.type || "interest")), el("span", "stage", tr("stage_", it.stage || "")));
+    if (it.summary) box.append(el("span", "sub", it.summary));
+  }
+
+  renderPromises(list) {
+    const ul = $("card-promises");
+    ul.replaceChildren();
+    const now = Date.now();
+    for (const p of list) {
+      const li = el("li", "card-promise");
+      if (p.state === "open" && Date.parse(p.due) < now) li.classList.add("overdue");
+      li.append(el("span", "", p.what || (p.kind === "callback" ? t("callBack") : t("promise"))), el("span", "num", formatWhen(p.due, currentLang())));
+      ul.append(li);
+    }
+    show($("card-promises-box"), list.length > 0);
+  }
+
+  renderNotes(notes) {
+    const ul = $("notes");
+    ul.replaceChildren();
+    for (const n of notes) ul.append(this.noteItem(n));
+  }
+
+  noteItem(n) {
+    const li = el("li", "note");
+    li.append(el("span", "note-text", n.text || ""), el("span", "sub", `${operatorName(n.by)} · ${formatWhen(n.at, currentLang())}`));
+    return li;
+  }
+
+  async addNote() {
+    const input = $("note-input");
+    const text = input.value.trim();
+    if (!text || !this.contactId) return;
+    let r;
+    try { r = await api("POST", `/api/contacts/${encodeURIComponent(this.contactId)}/notes`, { text, call_id: this.callId || "" }); } catch { r = { status: 0 }; }
+    if (r.ok) {
+      input.value = "";
+      $("note-error").textContent = "";
+      $("notes").prepend(this.noteItem(r.data || { text }));
+    } else {
+      $("note-error").textContent = (r.data && r.data.error) || t("offline");
+    }
+  }
+
+  async editManager() {
+    const list = await loadOperators();
+    const box = $("manager-pick");
+    box.replaceChildren();
+    let control;
+    if (list.length) {
+      control = el("select", "manager-select");
+      for (const o of list) {
+        const op = el("option", "", o.name || o.login);
+        op.value = o.login;
+        control.append(op);
+      }
+    } else {
+      control = el("input", "manager-input");
+      control.placeholder = t("login");
+    }
+    control.id = "manager-value";
+    control.setAttribute("aria-label", t("manager"));
+    box.append(control);
+    show($("manager-form"), true);
+    show($("manager-change"), false);
+    $("manager-error").textContent = "";
+    control.focus();
+  }
+
+  closeManager() {
+    show($("manager-form"), false);
+    show($("manager-change"), !!this.contactId);
+  }
+
+  async saveManager() {
+    const v = $("manager-value");
+    const manager = v ? v.value.trim() : "";
+    if (!manager || !this.contactId) return;
+    let r;
+    try { r = await api("PUT", `/api/contacts/${encodeURIComponent(this.contactId)}/manager`, { manager }); } catch { r = { status: 0 }; }
+    if (r.ok) {
+      const m = $("caller-manager");
+      m.textContent = operatorName((r.data && r.data.manager) || manager);
+      show(m, true);
+      show($("manager-label"), true);
+      show($("manager-row"), true);
+      this.closeManager();
+    } else {
+      $("manager-error").textContent = (r.data && r.data.error) || t("offline");
+    }
+  }
+}
