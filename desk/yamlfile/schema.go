@@ -4,7 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/calldesk/desk/desk"
 )
 
 // Step kinds. Issue 3's engine gives each its behaviour; the loader only checks that
@@ -122,36 +123,11 @@ func checkQuick(s string) string {
 		return ""
 	}
 	if rest, ok := strings.CutPrefix(s, "+"); ok {
-		if _, err := ParseQuickOffset(rest); err == nil {
+		if _, err := desk.ParseQuickOffset(rest); err == nil {
 			return ""
 		}
 	}
 	return "quick preset " + strconv.Quote(s) + " must be +DURATION (+1h, +2d) or \"today|tomorrow HH:MM\""
-}
-
-// ParseQuickOffset parses the duration of a "+..." quick preset; it adds days (d)
-// to time.ParseDuration's units because "+1d" is what people write.
-func ParseQuickOffset(s string) (time.Duration, error) {
-	var days int
-	if d, rest, ok := strings.Cut(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 || n > 366 {
-			return 0, strconv.ErrSyntax
-		}
-		days, s = n, rest
-	}
-	var dur time.Duration
-	if s != "" {
-		var err error
-		if dur, err = time.ParseDuration(s); err != nil {
-			return 0, err
-		}
-	}
-	total := time.Duration(days)*24*time.Hour + dur
-	if total <= 0 {
-		return 0, strconv.ErrRange
-	}
-	return total, nil
 }
 
 // Substitute replaces every {{object.field|fallback}} of a validated text. lookup

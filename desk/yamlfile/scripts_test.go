@@ -309,7 +309,7 @@ func TestParseQuickOffset(t *testing.T) {
 		{"0h", "", false}, {"-1h", "", false}, {"xd", "", false}, {"", "", false},
 	}
 	for _, tt := range tests {
-		d, err := ParseQuickOffset(tt.in)
+		d, err := desk.ParseQuickOffset(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && d.String() != tt.want) {
 			t.Errorf("ParseQuickOffset(%q) = %v, %v", tt.in, d, err)
 		}
