@@ -74,6 +74,7 @@ type Store interface {
 	CallStore
 	RecordStore
 	SalesStore
+	ReportStore
 	Ping(ctx context.Context) error
 }
 
@@ -128,4 +129,12 @@ type SalesStore interface {
 	// Lease takes or renews a named lease for holder for ttl, so scheduled work runs
 	// on one node at a time. It reports whether holder has it.
 	Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+}
+
+// ReportStore reads what happened over a period, for reports and the live board.
+type ReportStore interface {
+	// CallsBetween returns the calls started in [from, to), oldest first.
+	CallsBetween(ctx context.Context, from, to time.Time) ([]*Call, error)
+	// MeetingsBetween returns the meetings set in [from, to), oldest first.
+	MeetingsBetween(ctx context.Context, from, to time.Time) ([]*Meeting, error)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/calldesk/desk/desk"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +25,9 @@ func (s *Store) SaveCall(ctx context.Context, c *desk.Call) error {
 		p.Set(ctx, s.kCall(c.ID), b, 0)
 		if c.SIPCallID != "" {
 			p.Set(ctx, s.kSIP(c.SIPCallID), c.ID, sipIndexTTL)
+		}
+		if !c.Started.IsZero() {
+			p.ZAdd(ctx, s.kByTime(), redis.Z{Score: float64(c.Started.UnixMilli()), Member: c.ID})
 		}
 		if c.Live() {
 			p.SAdd(ctx, s.kLive(), c.ID)
@@ -54,6 +59,29 @@ func (s *Store) CallBySIPID(ctx context.Context, sipCallID string) (*desk.Call, 
 		return nil, wrap("call by sip id "+sipCallID, err)
 	}
 	return s.Call(ctx, id)
+}
+
+// CallsBetween returns the calls started in [from, to), oldest first: what reports
+// and the board's counts aggregate.
+func (s *Store) CallsBetween(ctx context.Context, from, to time.Time) ([]*desk.Call, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.kByTime(), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, wrap("calls between", err)
+	}
+	return s.callsByID(ctx, ids)
+}
+
+// callsByID reads calls in one pipeline, in the order of ids, skipping any gone.
+func (s *Store) callsByID(ctx context.Context, ids []string) ([]*desk.Call, error) {
+	out := make([]*desk.Call, 0, len(ids))
+	err := s.getJSON(ctx, "calls", ids, s.kCall, func(_ string, b []byte) {
+		var c desk.Call
+		if json.Unmarshal(b, &c) == nil {
+			out = append(out, &c)
+		}
+	})
+	return out, err
 }
 
 // LiveCalls returns the calls ringing or in talk, oldest first.

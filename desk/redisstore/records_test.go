@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +189,44 @@ func TestSaveRecord(t *testing.T) {
 			t.Errorf("SaveRecord without call ID = %v; want ErrInvalid", err)
 		}
 	})
+}
+
+// TestBetween checks the time indexes reports read: calls by start and meetings by
+// when they were set, half-open [from, to).
+func TestBetween(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := redisstore.New(b.client(), redisstore.WithPrefix(b.prefix))
+			day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+			for i, h := range []int{-1, 0, 9, 23, 24} {
+				c := &desk.Call{ID: fmt.Sprintf("c%d", i), State: desk.CallEnded, Started: day.Add(time.Duration(h) * time.Hour)}
+				if err := st.SaveCall(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				m := &desk.Meeting{ID: fmt.Sprintf("m%d", i), ContactID: "k", Created: c.Started, At: c.Started.Add(48 * time.Hour)}
+				if err := st.SaveMeeting(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls, err := st.CallsBetween(ctx, day, day.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, c := range calls {
+				ids = append(ids, c.ID)
+			}
+			if strings.Join(ids, ",") != "c1,c2,c3" {
+				t.Errorf("calls of the day = %v, want c1,c2,c3", ids)
+			}
+			ms, err := st.MeetingsBetween(ctx, day, day.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != 3 || ms[0].ID != "m1" || ms[2].ID != "m3" {
+				t.Errorf("meetings of the day = %+v", ms)
+			}
+		})
+	}
 }

@@ -154,6 +154,7 @@ func (s *Store) kPages(node string) string  { return s.prefix + "{presence}:page
 func (s *Store) kNodes() string             { return s.prefix + "{presence}:nodes" }
 func (s *Store) kCall(id string) string     { return s.prefix + "{calls}:call:" + id }
 func (s *Store) kSIP(sipID string) string   { return s.prefix + "{calls}:sip:" + sipID }
+func (s *Store) kByTime() string            { return s.prefix + "{calls}:bytime" }
 func (s *Store) kLive() string              { return s.prefix + "{calls}:live" }
 
 // Errors.

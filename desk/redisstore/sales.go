@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ func (s *Store) kPromisesOpen() string            { return s.prefix + "{sales}:p
 func (s *Store) kPromisesDue() string             { return s.prefix + "{sales}:promises:due" }
 func (s *Store) kPromisesContact(c string) string { return s.prefix + "{sales}:promises:ocontact:" + c }
 func (s *Store) kMeeting(id string) string        { return s.prefix + "{sales}:meeting:" + id }
+func (s *Store) kMeetingsSet() string             { return s.prefix + "{sales}:meetings" }
 func (s *Store) kMeetingsContact(c string) string { return s.prefix + "{sales}:meetings:contact:" + c }
 func (s *Store) kNotes(c string) string           { return s.prefix + "{sales}:notes:" + c }
 func (s *Store) kHistory(c string) string         { return s.prefix + "{sales}:history:" + c }
@@ -501,9 +503,27 @@ func (s *Store) SaveMeeting(ctx context.Context, m *desk.Meeting) error {
 		if m.ContactID != "" {
 			p.ZAdd(ctx, s.kMeetingsContact(m.ContactID), redis.Z{Score: float64(m.At.UnixMilli()), Member: m.ID})
 		}
+		p.ZAdd(ctx, s.kMeetingsSet(), redis.Z{Score: float64(m.Created.UnixMilli()), Member: m.ID})
 		return nil
 	})
 	return wrap("save meeting "+m.ID, err)
+}
+
+// MeetingsBetween returns the meetings set (created) in [from, to), oldest first.
+func (s *Store) MeetingsBetween(ctx context.Context, from, to time.Time) ([]*desk.Meeting, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.kMeetingsSet(), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, wrap("meetings between", err)
+	}
+	var out []*desk.Meeting
+	err = s.getJSON(ctx, "meetings between", ids, s.kMeeting, func(_ string, b []byte) {
+		var m desk.Meeting
+		if json.Unmarshal(b, &m) == nil {
+			out = append(out, &m)
+		}
+	})
+	return out, err
 }
 
 // Notes and history.
