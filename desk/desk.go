@@ -167,6 +167,10 @@ type Operator struct {
 	Registered bool      `json:"registered"` // at least one live binding
 	IdleSince  time.Time `json:"idle_since"` // when he last became free
 	CallID     string    `json:"call_id,omitempty"`
+	// Since is when his current status started: the claim of his call (ringing,
+	// talking, wrap-up), going away, or becoming free (the later of his last call's
+	// end and his return from away). Zero when unknown (offline).
+	Since time.Time `json:"since"`
 }
 
 // Event is something pages may see. The hub turns it into one websocket frame per

@@ -76,6 +76,8 @@ type Store interface {
 	SalesStore
 	ReportStore
 	Ping(ctx context.Context) error
+	WhisperStore
+	ReassignStore
 }
 
 // RecordStore keeps the sales records of calls.
@@ -137,4 +139,41 @@ type ReportStore interface {
 	CallsBetween(ctx context.Context, from, to time.Time) ([]*Call, error)
 	// MeetingsBetween returns the meetings set in [from, to), oldest first.
 	MeetingsBetween(ctx context.Context, from, to time.Time) ([]*Meeting, error)
+	// Records returns the records of the calls that have one, by call ID, in one
+	// round trip; calls without a record are absent from the map.
+	Records(ctx context.Context, callIDs []string) (map[string]*Record, error)
+	// CallsByID returns the calls that exist among ids, by ID, in one round trip.
+	CallsByID(ctx context.Context, ids []string) (map[string]*Call, error)
+	// Histories returns each contact's past calls (newest first, as many as are
+	// kept), by contact ID, in one round trip; contacts without history are absent.
+	Histories(ctx context.Context, contactIDs []string) (map[string][]CallSummary, error)
+	// ChannelCosts returns the channel costs an admin entered; nil when none.
+	ChannelCosts(ctx context.Context) (*ChannelCosts, error)
+	// SetChannelCosts stores the admin's channel costs; nil clears them.
+	SetChannelCosts(ctx context.Context, c *ChannelCosts) error
+}
+
+// WhisperStore keeps supervisors' whispers, per operator and with the call.
+type WhisperStore interface {
+	// SaveWhisper stores w (assigning ID and At when empty) and indexes it by
+	// operator, by call and, until AckedAt is set, among the unacknowledged.
+	SaveWhisper(ctx context.Context, w *Whisper) error
+	Whisper(ctx context.Context, id string) (*Whisper, error) // ErrNotFound when unknown
+	// Whispers returns the operator's whispers ("" for every operator), oldest
+	// first; with unackedOnly only those not yet acknowledged.
+	Whispers(ctx context.Context, operator string, unackedOnly bool) ([]*Whisper, error)
+	// CallWhispers returns the whispers sent during the call, oldest first.
+	CallWhispers(ctx context.Context, callID string) ([]*Whisper, error)
+}
+
+// ReassignStore finds what a manager owns and moves it, one item at a time. Each
+// move is a compare-and-set: the item moves only while from still owns it (and,
+// with openOnly, it is still open), so a concurrent change is never undone. They
+// return the item as it now stands and whether it moved; ErrNotFound when unknown.
+type ReassignStore interface {
+	ContactsOf(ctx context.Context, manager string) ([]*Contact, error) // personal manager is manager
+	InterestsOf(ctx context.Context, owner string) ([]*Interest, error) // open or closed
+	ReassignContact(ctx context.Context, id, from, to string) (*Contact, bool, error)
+	ReassignInterest(ctx context.Context, id, from, to string, openOnly bool) (*Interest, bool, error)
+	ReassignPromise(ctx context.Context, id, from, to string, openOnly bool) (*Promise, bool, error) // from "" is the pool
 }

@@ -8,6 +8,7 @@ import { Outbox } from "./outbox.js";
 import { ScriptForm } from "./script.js";
 import { PromisePanel } from "./promises.js";
 import { History } from "./card.js";
+import { WhisperPins } from "./whisper.js";
 
 const POP_PREFIX = "desk.pop.";
 const POP_KEEP_MS = 24 * 3600 * 1000;
@@ -44,8 +45,9 @@ const form = new ScriptForm({
 let feed = null;
 let panel = null;
 let history = null;
+let pins = null;
 
-onLangChange(() => { form.relabel(); if (panel) panel.render(); if (history) history.relabel(); render(); });
+onLangChange(() => { form.relabel(); if (panel) panel.render(); if (history) history.relabel(); if (pins) pins.render(); render(); });
 
 loginFlow((user) => {
   state.me = user;
@@ -54,6 +56,7 @@ loginFlow((user) => {
   show($("desk"), true);
   panel = new PromisePanel({ list: $("promise-list"), count: $("promises-count"), empty: $("no-promises"), me: user });
   history = new History();
+  pins = new WhisperPins({ box: $("whisper-pins"), list: $("whisper-list"), me: user });
   forgetOldPops();
   feed = new Feed({
     onFrame,
@@ -131,6 +134,10 @@ function onFrame(f) {
     case "promise.overdue":
       if (panel && f.promise) panel.upsert(f.promise);
       break;
+    case "whisper":
+    case "whisper.ack":
+      if (pins) pins.onFrame(f);
+      break;
     case "error":
       console.warn("desk:", f.error);
       break;
@@ -143,6 +150,7 @@ function onSnapshot(f) {
   // Marks that the page is in sync with the server (tests wait for it too).
   $("desk").dataset.synced = "true";
   applyOperator(f.operator);
+  if (pins) pins.fromSnapshot(f);
   if (Array.isArray(f.promises)) {
     panel.setAll(f.promises);
     state.promisesLoaded = true;

@@ -42,4 +42,3 @@ func TestScriptsCheck(t *testing.T) {
 		})
 	}
 }
-

@@ -79,6 +79,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrapUsers(ctx, store, cfg, stdout, log); err != nil {
 		return err
 	}
+	if cfg.Demo { // a week of plausible history, so a newcomer sees full reports at once
+		if err := seedDemo(ctx, store, time.Now(), settings.Location); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
 
 	// The hub's snapshots read live calls from the switchboard, and the switchboard
 	// publishes through the hub: the closures break the cycle.
@@ -86,13 +91,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		sb    *desk.Switchboard
 		sales *desk.Sales
 	)
+	board := desk.NewBoard(store, desk.WithBoardLocation(settings.Location), desk.WithBoardLogger(log),
+		desk.WithBoardLiveCalls(func(ctx context.Context) ([]*desk.Call, error) { return sb.Live(ctx) }))
 	h := hub.New(rdb,
 		hub.WithPrefix(keyPrefix),
 		hub.WithLogger(log),
 		hub.WithNode(cfg.Node),
 		hub.WithPresence(store),
 		hub.WithSnapshot(func(ctx context.Context, u *desk.User) (any, error) {
-			return httpapi.SnapshotFunc(store, sb.Live, httpapi.WithSales(sales))(ctx, u)
+			return httpapi.SnapshotFunc(store, sb.Live, httpapi.WithSales(sales),
+				httpapi.WithBoard(func(ctx context.Context) (any, error) { return board.State(ctx) }))(ctx, u)
 		}),
 		hub.WithRegisterer(reg),
 	)
@@ -150,6 +158,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		httpapi.WithReady(func(ctx context.Context) error { return store.Ping(ctx) }),
 		httpapi.WithSales(sales),
 		httpapi.WithLocation(settings.Location),
+		httpapi.WithSupervisor(desk.NewSupervisor(store, h, desk.WithSupervisorLogger(log))),
+		httpapi.WithReports(desk.NewReports(store,
+			desk.WithReportsLocation(settings.Location),
+			desk.WithReportsSources(sourceIDs(settings)),
+			desk.WithReportsLines(settings.Lines),
+			desk.WithChannelCosts(settings.ChannelCosts.Costs, settings.ChannelCosts.Currency))),
 	}
 	if wh != nil { // never a nil *Webhook in the interface: it would not be nil
 		apiOpts = append(apiOpts, httpapi.WithDeliveries(wh))
@@ -330,4 +344,12 @@ func printBanner(w io.Writer, cfg *config, httpAddr, sipAddr, sipHost string) {
 		}
 		fmt.Fprintf(w, "desk: try         go run ./cmd/desk call%s --from +79161234567 --to sales\n", server)
 	}
+}
+
+func sourceIDs(settings *yamlfile.Config) []string {
+	ids := make([]string, len(settings.Sources))
+	for i, src := range settings.Sources {
+		ids[i] = src.ID
+	}
+	return ids
 }

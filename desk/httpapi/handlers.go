@@ -316,11 +316,20 @@ type Snapshot struct {
 	Wrapup *PendingWrapup `json:"wrapup,omitempty"`
 	// Promises are the operator's open promises and the pool's (with WithSales).
 	Promises []*desk.Promise `json:"promises,omitempty"`
+	// Board is the supervisor's live board (supervisors and admins, with WithBoard).
+	Board any `json:"board,omitempty"`
+}
+
+// WithBoard adds the live board to supervisors' and admins' snapshots, e.g.
+// func(ctx) (any, error) { return board.State(ctx) } with a *desk.Board.
+func WithBoard(f func(ctx context.Context) (any, error)) Option {
+	return func(s *Server) { s.board = f }
 }
 
 // SnapshotFunc builds what a page starts from, for hub.WithSnapshot. live may be
 // nil to use store.LiveCalls. Of opts, WithSales adds an operator's pending
-// wrap-up and open promises; the others do not matter here.
+// wrap-up and open promises and WithBoard a supervisor's live board; the others do
+// not matter here.
 func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call, error), opts ...Option) func(ctx context.Context, u *desk.User) (any, error) {
 	if live == nil {
 		live = store.LiveCalls
@@ -349,6 +358,13 @@ func SnapshotFunc(store desk.Store, live func(ctx context.Context) ([]*desk.Call
 			snap.Operators = ops
 			if snap.Operators == nil {
 				snap.Operators = []*desk.Operator{}
+			}
+			if s.board != nil {
+				board, err := s.board(ctx)
+				if err != nil {
+					return nil, fmt.Errorf("snapshot: board: %w", err)
+				}
+				snap.Board = board
 			}
 		}
 		if err := s.salesSnapshot(ctx, u, &snap); err != nil {

@@ -106,6 +106,9 @@ type Server struct {
 	deliveries DeliverySource
 	loc        *time.Location
 	now        func() time.Time
+	board      func(ctx context.Context) (any, error)
+	reports    ReportsDesk
+	supervisor SupervisorDesk
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -161,6 +164,8 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/calls/live", s.liveCallsHandler, requireUser)
 	api.GET("/operators", s.operators, requireRole(desk.RoleSupervisor, desk.RoleAdmin))
 	s.salesRoutes(api)
+	s.reportRoutes(api)
+	s.supervisorRoutes(api)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 
 	e.GET("/ws", s.websocket, requireUser)

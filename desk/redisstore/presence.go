@@ -14,24 +14,31 @@ import (
 
 // claimScript reserves an operator: SET NX PX, except that the call already
 // holding him may claim again (a retransmitted INVITE) and refresh its status.
-// The value is "callID|status" so presence readers see what he is doing.
+// The value is "callID|status|unixms" so presence readers see what he is doing and
+// since when: the time is kept while the status stays, and restarts when it changes.
+// KEYS claim; ARGV callID, status, ttl ms, now ms.
 var claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
+local since = ARGV[4]
 if v then
-  local held = string.match(v, '^(.*)|') or v
+  local held, st, t = string.match(v, '^([^|]*)|?([^|]*)|?([^|]*)$')
   if held ~= ARGV[1] then return 0 end
+  if st == ARGV[2] and t ~= '' then since = t end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. since, 'PX', ARGV[3])
 return 1
 `)
 
-// updateClaimScript changes the status and ttl of a claim only its call holds.
+// updateClaimScript changes the status and ttl of a claim only its call holds; the
+// state's start time restarts when the status changes. ARGV as claimScript.
 var updateClaimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return -1 end
-local held = string.match(v, '^(.*)|') or v
+local held, st, t = string.match(v, '^([^|]*)|?([^|]*)|?([^|]*)$')
 if held ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+local since = ARGV[4]
+if st == ARGV[2] and t ~= '' then since = t end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. since, 'PX', ARGV[3])
 return 1
 `)
 
@@ -41,7 +48,7 @@ return 1
 var releaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then
-  local held = string.match(v, '^(.*)|') or v
+  local held = string.match(v, '^([^|]*)')
   if held ~= ARGV[1] then return 0 end
   redis.call('DEL', KEYS[1])
 end
@@ -57,7 +64,8 @@ func (s *Store) Claim(ctx context.Context, login, callID string, status desk.Sta
 	if login == "" || callID == "" || strings.Contains(callID, "|") {
 		return fmt.Errorf("claim %s: %w", login, desk.ErrInvalid)
 	}
-	n, err := claimScript.Run(ctx, s.rdb, []string{s.kClaim(login)}, callID, string(status), ttlMillis(ttl)).Int64()
+	n, err := claimScript.Run(ctx, s.rdb, []string{s.kClaim(login)}, callID, string(status), ttlMillis(ttl),
+		s.now().UnixMilli()).Int64()
 	if err != nil {
 		return wrap("claim "+login, err)
 	}
@@ -71,7 +79,8 @@ func (s *Store) Claim(ctx context.Context, login, callID string, status desk.Sta
 // ringing → talking with a long ttl once answered. ErrNotFound when the claim is
 // gone, ErrClaimed when another call holds him.
 func (s *Store) UpdateClaim(ctx context.Context, login, callID string, status desk.Status, ttl time.Duration) error {
-	n, err := updateClaimScript.Run(ctx, s.rdb, []string{s.kClaim(login)}, callID, string(status), ttlMillis(ttl)).Int64()
+	n, err := updateClaimScript.Run(ctx, s.rdb, []string{s.kClaim(login)}, callID, string(status), ttlMillis(ttl),
+		s.now().UnixMilli()).Int64()
 	if err != nil {
 		return wrap("update claim "+login, err)
 	}
@@ -91,14 +100,31 @@ func (s *Store) Release(ctx context.Context, login, callID string) error {
 	return wrap("release "+login, err)
 }
 
+// setAwayScript sets or clears the away flag and remembers, for Operator.Since,
+// when he went away (kept while he stays away) and when he came back (only when he
+// was away). KEYS away set, since hash; ARGV login, "1" to go away, now ms.
+var setAwayScript = redis.NewScript(`
+if ARGV[2] == '1' then
+  if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[2], 'away:' .. ARGV[1], ARGV[3])
+  end
+elseif redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[2], 'away:' .. ARGV[1])
+  redis.call('HSET', KEYS[2], 'back:' .. ARGV[1], ARGV[3])
+end
+return 1
+`)
+
+// kSince is the hash of presence start times: "away:LOGIN" and "back:LOGIN" -> unix ms.
+func (s *Store) kSince() string { return s.prefix + "{presence}:since" }
+
 // SetAway sets or clears the operator's own away flag.
 func (s *Store) SetAway(ctx context.Context, login string, away bool) error {
-	var err error
+	flag := "0"
 	if away {
-		err = s.rdb.SAdd(ctx, s.kAway(), login).Err()
-	} else {
-		err = s.rdb.SRem(ctx, s.kAway(), login).Err()
+		flag = "1"
 	}
+	err := setAwayScript.Run(ctx, s.rdb, []string{s.kAway(), s.kSince()}, login, flag, s.now().UnixMilli()).Err()
 	return wrap("set away "+login, err)
 }
 
@@ -201,6 +227,7 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 		usersCmd *redis.MapStringStringCmd
 		awayCmd  *redis.StringSliceCmd
 		idleCmd  *redis.ZSliceCmd
+		sinceCmd *redis.MapStringStringCmd
 		nodesCmd *redis.StringSliceCmd
 		staleCmd *redis.StringSliceCmd
 	)
@@ -208,6 +235,7 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 		usersCmd = p.HGetAll(ctx, s.kUsers())
 		awayCmd = p.SMembers(ctx, s.kAway())
 		idleCmd = p.ZRangeWithScores(ctx, s.kIdle(), 0, -1)
+		sinceCmd = p.HGetAll(ctx, s.kSince())
 		nodesCmd = p.ZRangeByScore(ctx, s.kNodes(), &redis.ZRangeBy{Min: freshFrom, Max: "+inf"})
 		staleCmd = p.ZRangeByScore(ctx, s.kNodes(), &redis.ZRangeBy{Min: "-inf", Max: "(" + freshFrom})
 		return nil
@@ -225,6 +253,7 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 		return ops, nil
 	}
 	away := awayCmd.Val()
+	since := sinceCmd.Val()
 	idle := map[string]time.Time{}
 	for _, z := range idleCmd.Val() {
 		if m, ok := z.Member.(string); ok {
@@ -266,11 +295,16 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 		claim, _ := claimCmds[i].Result()
 		switch {
 		case claim != "":
-			o.CallID, o.Status = splitClaim(claim)
+			o.CallID, o.Status, o.Since = splitClaim(claim)
 		case o.Away:
 			o.Status = desk.StatusAway
+			o.Since = msTime(since["away:"+o.Login])
 		case o.PageOpen || o.Registered:
 			o.Status = desk.StatusAvailable
+			o.Since = o.IdleSince
+			if back := msTime(since["back:"+o.Login]); back.After(o.Since) {
+				o.Since = back
+			}
 		default:
 			o.Status = desk.StatusOffline
 		}
@@ -296,16 +330,25 @@ func (s *Store) pruneNodes(ctx context.Context, nodes []string) {
 	}
 }
 
-func splitClaim(v string) (callID string, st desk.Status) {
-	i := strings.LastIndexByte(v, '|')
-	if i < 0 {
-		return v, desk.StatusRinging
-	}
-	st = desk.Status(v[i+1:])
+// splitClaim reads a claim value "callID|status|unixms" (older values lack the
+// time, or the status too).
+func splitClaim(v string) (callID string, st desk.Status, since time.Time) {
+	callID, rest, _ := strings.Cut(v, "|")
+	status, ms, _ := strings.Cut(rest, "|")
+	st = desk.Status(status)
 	if st == "" {
 		st = desk.StatusRinging
 	}
-	return v[:i], st
+	return callID, st, msTime(ms)
+}
+
+// msTime reads unix milliseconds; zero time when empty or not a number.
+func msTime(ms string) time.Time {
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }
 
 func isNil(err error) bool { return err == redis.Nil }

@@ -12,7 +12,8 @@
 //	PREFIX{presence}:bindings:LOGIN  string []Binding JSON, expires with the last binding
 //	PREFIX{presence}:registered      set   logins that have bindings
 //	PREFIX{presence}:away            set   logins that set themselves away
-//	PREFIX{presence}:claim:LOGIN     string "callID|status", the operator's reservation
+//	PREFIX{presence}:claim:LOGIN     string "callID|status|unixms", the operator's reservation and since when
+//	PREFIX{presence}:since           hash  "away:LOGIN" / "back:LOGIN" -> unix ms he went away / came back
 //	PREFIX{presence}:idle            zset  login -> unix ms he last became free
 //	PREFIX{presence}:pages:NODE      hash  login -> open pages on that node
 //	PREFIX{presence}:nodes           zset  node -> unix ms of its last heartbeat

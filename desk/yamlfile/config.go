@@ -44,6 +44,9 @@ type Config struct {
 	CallbackDue time.Duration `json:"callback_due"`
 	// Webhook is where completed records are POSTed; nil when none is configured.
 	Webhook *Webhook `json:"webhook,omitempty"`
+	// ChannelCosts is what each source channel costs, for cost per lead in the
+	// sources report; an admin's entries override it channel by channel.
+	ChannelCosts desk.ChannelCosts `json:"channel_costs"`
 
 	file     string
 	lineAt   map[string]int // line number → YAML line of its number
@@ -190,7 +193,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 func (c *collector) config(root *yaml.Node, cfg *Config) {
 	m, ok := c.mapping(root, "config", "lines", "default_script", "ring_timeout", "trusted_trunks",
-		"sources", "price_lists", "timezone", "language", "qualification", "callback_due", "webhook")
+		"sources", "price_lists", "timezone", "language", "qualification", "callback_due", "webhook", "channel_costs")
 	if !ok {
 		return
 	}
@@ -279,6 +282,9 @@ func (c *collector) config(root *yaml.Node, cfg *Config) {
 	}
 	if n := m.get("webhook"); n != nil {
 		cfg.Webhook = c.webhook(n)
+	}
+	if n := m.get("channel_costs"); n != nil {
+		cfg.ChannelCosts = c.channelCosts(n, cfg)
 	}
 	if _, ok := cfg.Line(desk.DefaultLine); !ok {
 		cfg.Lines = append(cfg.Lines, desk.Line{Number: desk.DefaultLine, Name: "Default", Script: cfg.DefaultScript})
@@ -379,6 +385,57 @@ func (c *collector) webhook(n *yaml.Node) *Webhook {
 		}
 	}
 	return w
+}
+
+// channelCosts reads what each source channel costs, in one currency:
+//
+//	channel_costs:
+//	  currency: RUB
+//	  costs: {exhibition: 120000, web_search: 45000}
+//
+// Each channel must be one of the sources; each cost a number, 0 or more.
+func (c *collector) channelCosts(n *yaml.Node, cfg *Config) desk.ChannelCosts {
+	out := desk.ChannelCosts{Costs: map[string]float64{}}
+	m, ok := c.mapping(n, "channel_costs", "currency", "costs")
+	if !ok {
+		return out
+	}
+	if v := m.get("currency"); v == nil {
+		c.add(m.line("currency"), "channel_costs: currency is required (e.g. RUB)")
+	} else if s, ok := c.str(v, "channel_costs currency"); ok {
+		if !currencyPattern.MatchString(s) {
+			c.add(v, "channel_costs: currency %q must be an ISO 4217 code such as RUB", s)
+		}
+		out.Currency = s
+	}
+	v := m.get("costs")
+	if v == nil {
+		c.add(m.line("costs"), "channel_costs: costs is required, a mapping of source to cost")
+		return out
+	}
+	cm, ok := c.mapping(v, "channel_costs costs")
+	if !ok {
+		return out
+	}
+	ids := make([]string, len(cfg.Sources))
+	for i, src := range cfg.Sources {
+		ids[i] = src.ID
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k := v.Content[i]
+		if cm.keys[k.Value] != k { // a duplicate or bad key, already reported
+			continue
+		}
+		if _, known := cfg.Source(k.Value); !known {
+			c.add(k, "channel_costs: %q is not in sources (%s)", k.Value, strings.Join(ids, ", "))
+			continue
+		}
+		var f float64
+		if c.amount(cm, k.Value, "channel_costs", &f) {
+			out.Costs[k.Value] = f
+		}
+	}
+	return out
 }
 
 // DeskPrices is the price list as the desk's sales record names ranges.

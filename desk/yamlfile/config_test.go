@@ -92,7 +92,7 @@ func TestParseConfigErrors(t *testing.T) {
 			`c.yaml:4: trusted_trunks: "trunk.example" is not a CIDR (10.0.0.0/8) or an IP address`}},
 		{"unknown key", "ring_timout: 10s\nlanguage: ru\nfoo: 1\n", []string{
 			`c.yaml:1: config: unknown key "ring_timout" (did you mean "ring_timeout"?)`,
-			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language, qualification, callback_due, webhook)`}},
+			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language, qualification, callback_due, webhook, channel_costs)`}},
 		{"unknown line key", "lines:\n  - number: sales\n    scrpit: default\n", []string{
 			`c.yaml:3: line: unknown key "scrpit" (did you mean "script"?)`}},
 		{"bad scalars", "ring_timeout: soon\ntimezone: Mars/Olympus\nlanguage: Russian\n", []string{
@@ -134,6 +134,14 @@ func TestParseConfigErrors(t *testing.T) {
 			`c.yaml:3: webhook: unknown key "retries" (known: url, secret)`}},
 		{"webhook relative", "webhook: {url: /hook}\n", []string{
 			`c.yaml:1: webhook: url "/hook" must be an http:// or https:// address`}},
+		{"channel costs", "channel_costs:\n  currency: rub\n  costs:\n    exhibition: -5\n    radio: 10\n    web_search: lots\n", []string{
+			`c.yaml:2: channel_costs: currency "rub" must be an ISO 4217 code such as RUB`,
+			`c.yaml:4: channel_costs: exhibition must not be negative`,
+			`c.yaml:5: channel_costs: "radio" is not in sources (exhibition, web_search, catalogue, tv_radio, referral, other)`,
+			`c.yaml:6: channel_costs: web_search must be a number`}},
+		{"channel costs incomplete", "channel_costs: {costs: {exhibition: 1}, budget: 3}\n", []string{
+			`c.yaml:1: channel_costs: unknown key "budget" (known: currency, costs)`,
+			`c.yaml:1: channel_costs: currency is required (e.g. RUB)`}},
 		{"not a mapping", "- a\n- b\n", []string{
 			`c.yaml:1: config must be a mapping (key: value), not a list`}},
 		{"syntax", "lines: [\n", []string{
@@ -304,6 +312,16 @@ webhook:
 	if defaults.CallbackDue != DefaultCallbackDue || defaults.Webhook != nil || defaults.Qualification != nil ||
 		DefaultConfig().CallbackDue != DefaultCallbackDue {
 		t.Errorf("defaults: %v %+v %+v", defaults.CallbackDue, defaults.Webhook, defaults.Qualification)
+	}
+	costs, err := ParseConfig("c.yaml", []byte("channel_costs: {currency: RUB, costs: {exhibition: 120000, web_search: 45_000.5}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := costs.ChannelCosts; c.Currency != "RUB" || len(c.Costs) != 2 || c.Costs["exhibition"] != 120000 || c.Costs["web_search"] != 45000.5 {
+		t.Errorf("channel_costs = %+v", c)
+	}
+	if len(defaults.ChannelCosts.Costs) != 0 || defaults.ChannelCosts.Currency != "" {
+		t.Errorf("channel_costs default = %+v", defaults.ChannelCosts)
 	}
 	prices := DefaultConfig().DeskPrices()
 	if len(prices) != 3 || prices[0] != (desk.PriceRange{Product: "wms-basic", Min: 90000, Max: 150000, Currency: "RUB"}) {
