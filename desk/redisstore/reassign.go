@@ -102,122 +102,88 @@ func (s *Store) InterestsOf(ctx context.Context, owner string) ([]*desk.Interest
 	return slices.DeleteFunc(all, func(i *desk.Interest) bool { return i.Owner != owner }), nil
 }
 
-// ReassignContact makes to the contact's personal manager if from still is. It
-// returns the contact as it now stands and whether it moved; ErrNotFound when
-// there is no such contact.
-func (s *Store) ReassignContact(ctx context.Context, id, from, to string) (*desk.Contact, bool, error) {
-	var out *desk.Contact
+// moveJSON is the compare-and-set every reassignment is: under WATCH it reads the
+// JSON item at key, lets move change it (false leaves it as it is), and writes it
+// back together with extra's commands (index moves). It returns the item as it now
+// stands and whether it moved.
+func moveJSON[T any](ctx context.Context, s *Store, op, key string, move func(v *T) bool, extra func(p redis.Pipeliner, v *T)) (*T, bool, error) {
+	var out *T
 	var moved bool
-	key := s.kContact(id)
-	err := s.retryTx(ctx, "reassign contact "+id, func(tx *redis.Tx) error {
+	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
 		out, moved = nil, false
 		b, err := tx.Get(ctx, key).Bytes()
 		if err != nil {
 			return err
 		}
-		var c desk.Contact
-		if err := json.Unmarshal(b, &c); err != nil {
+		v := new(T)
+		if err := json.Unmarshal(b, v); err != nil {
 			return permanent{fmt.Errorf("decode: %w", err)}
 		}
-		if c.Manager != from || from == to {
-			out = &c
+		if !move(v) {
+			out = v
 			return nil
 		}
-		c.Manager, c.Updated = to, s.now().UTC()
-		nb, err := json.Marshal(&c)
+		nb, err := json.Marshal(v)
 		if err != nil {
 			return permanent{err}
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, nb, 0)
+			if extra != nil {
+				extra(p, v)
+			}
 			return nil
 		})
 		if err == nil {
-			out, moved = &c, true
+			out, moved = v, true
 		}
 		return err
 	}, key)
 	return out, moved, err
 }
 
+// ReassignContact makes to the contact's personal manager if from still is. It
+// returns the contact as it now stands and whether it moved; ErrNotFound when
+// there is no such contact.
+func (s *Store) ReassignContact(ctx context.Context, id, from, to string) (*desk.Contact, bool, error) {
+	return moveJSON(ctx, s, "reassign contact "+id, s.kContact(id), func(c *desk.Contact) bool {
+		if c.Manager != from || from == to {
+			return false
+		}
+		c.Manager, c.Updated = to, s.now().UTC()
+		return true
+	}, nil)
+}
+
 // ReassignInterest makes to the interest's owner if from still owns it (and, with
 // openOnly, it is still open). It returns the interest and whether it moved.
 func (s *Store) ReassignInterest(ctx context.Context, id, from, to string, openOnly bool) (*desk.Interest, bool, error) {
-	var out *desk.Interest
-	var moved bool
-	key := s.kInterest(id)
-	err := s.retryTx(ctx, "reassign interest "+id, func(tx *redis.Tx) error {
-		out, moved = nil, false
-		b, err := tx.Get(ctx, key).Bytes()
-		if err != nil {
-			return err
-		}
-		var it desk.Interest
-		if err := json.Unmarshal(b, &it); err != nil {
-			return permanent{fmt.Errorf("decode: %w", err)}
-		}
+	return moveJSON(ctx, s, "reassign interest "+id, s.kInterest(id), func(it *desk.Interest) bool {
 		if it.Owner != from || from == to || (openOnly && it.State != "open") {
-			out = &it
-			return nil
+			return false
 		}
 		it.Owner, it.Updated = to, s.now().UTC()
-		nb, err := json.Marshal(&it)
-		if err != nil {
-			return permanent{err}
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, nb, 0)
-			return nil
-		})
-		if err == nil {
-			out, moved = &it, true
-		}
-		return err
-	}, key)
-	return out, moved, err
+		return true
+	}, nil)
 }
 
 // ReassignPromise makes to the promise's owner if from ("" the pool) still owns it
 // (and, with openOnly, it is still open), moving it between the owners' indexes.
 // It returns the promise and whether it moved.
 func (s *Store) ReassignPromise(ctx context.Context, id, from, to string, openOnly bool) (*desk.Promise, bool, error) {
-	var out *desk.Promise
-	var moved bool
-	key := s.kPromise(id)
-	err := s.retryTx(ctx, "reassign promise "+id, func(tx *redis.Tx) error {
-		out, moved = nil, false
-		b, err := tx.Get(ctx, key).Bytes()
-		if err != nil {
-			return err
-		}
-		var p desk.Promise
-		if err := json.Unmarshal(b, &p); err != nil {
-			return permanent{fmt.Errorf("decode: %w", err)}
-		}
+	return moveJSON(ctx, s, "reassign promise "+id, s.kPromise(id), func(p *desk.Promise) bool {
 		if p.Owner != from || from == to || (openOnly && p.State != desk.PromiseOpen) {
-			out = &p
-			return nil
+			return false
 		}
 		p.Owner = to
-		nb, err := json.Marshal(&p)
-		if err != nil {
-			return permanent{err}
-		}
+		return true
+	}, func(pp redis.Pipeliner, p *desk.Promise) {
 		z := redis.Z{Score: float64(p.Due.UnixMilli()), Member: p.ID}
-		_, err = tx.TxPipelined(ctx, func(pp redis.Pipeliner) error {
-			pp.Set(ctx, key, nb, 0)
-			pp.ZRem(ctx, s.kPromisesOwner(from), p.ID)
-			pp.ZRem(ctx, s.kPromisesOwnerOpen(from), p.ID)
-			pp.ZAdd(ctx, s.kPromisesOwner(to), z)
-			if p.State == desk.PromiseOpen {
-				pp.ZAdd(ctx, s.kPromisesOwnerOpen(to), z)
-			}
-			return nil
-		})
-		if err == nil {
-			out, moved = &p, true
+		pp.ZRem(ctx, s.kPromisesOwner(from), p.ID)
+		pp.ZRem(ctx, s.kPromisesOwnerOpen(from), p.ID)
+		pp.ZAdd(ctx, s.kPromisesOwner(to), z)
+		if p.State == desk.PromiseOpen {
+			pp.ZAdd(ctx, s.kPromisesOwnerOpen(to), z)
 		}
-		return err
-	}, key)
-	return out, moved, err
+	})
 }
