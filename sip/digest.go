@@ -3,6 +3,7 @@ package sip
 import (
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -23,7 +24,10 @@ var (
 // nonces issues and checks stateless digest nonces, so any node holding the key can
 // verify them and nothing is stored per client. Format:
 //
-//	hex(uint64 unix seconds) "." hex(first 16 bytes of HMAC-SHA256(key, "ts|realm"))
+//	hex(uint64 unix seconds) "." hex(8 random bytes) "." hex(first 16 bytes of HMAC-SHA256(key, ts|salt|realm))
+//
+// The random salt makes every challenge's nonce unique, so the replay guard can tell a
+// resent request from a second phone challenged in the same second.
 type nonces struct {
 	key   []byte
 	realm string
@@ -31,11 +35,13 @@ type nonces struct {
 	now   func() time.Time
 }
 
-func (n *nonces) mac(ts uint64) []byte {
+func (n *nonces) mac(ts uint64, salt []byte) []byte {
 	m := hmac.New(sha256.New, n.key)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], ts)
 	m.Write(b[:])
+	m.Write([]byte("|"))
+	m.Write(salt)
 	m.Write([]byte("|"))
 	m.Write([]byte(n.realm))
 	return m.Sum(nil)[:16]
@@ -43,22 +49,25 @@ func (n *nonces) mac(ts uint64) []byte {
 
 func (n *nonces) issue() string {
 	ts := uint64(n.now().Unix())
-	return fmt.Sprintf("%016x.%s", ts, hex.EncodeToString(n.mac(ts)))
+	salt := make([]byte, 8)
+	_, _ = rand.Read(salt)
+	return fmt.Sprintf("%016x.%s.%s", ts, hex.EncodeToString(salt), hex.EncodeToString(n.mac(ts, salt)))
 }
 
 // check tells whether the nonce is ours (valid) and, if so, whether it is past its TTL.
 func (n *nonces) check(nonce string) (stale bool, err error) {
-	tsHex, macHex, ok := strings.Cut(nonce, ".")
-	if !ok || len(tsHex) != 16 || len(macHex) != 32 {
+	parts := strings.Split(nonce, ".")
+	if len(parts) != 3 || len(parts[0]) != 16 || len(parts[1]) != 16 || len(parts[2]) != 32 {
 		return false, errBadNonce
 	}
-	tsb, err1 := hex.DecodeString(tsHex)
-	got, err2 := hex.DecodeString(macHex)
-	if err1 != nil || err2 != nil {
+	tsb, err1 := hex.DecodeString(parts[0])
+	salt, err2 := hex.DecodeString(parts[1])
+	got, err3 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil {
 		return false, errBadNonce
 	}
 	ts := binary.BigEndian.Uint64(tsb)
-	if !hmac.Equal(got, n.mac(ts)) {
+	if !hmac.Equal(got, n.mac(ts, salt)) {
 		return false, errBadNonce
 	}
 	issued := time.Unix(int64(ts), 0)

@@ -3,12 +3,14 @@ package sip
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
@@ -192,6 +194,48 @@ func FuzzHandleRequest(f *testing.F) {
 					t.Fatalf("header %s carries CR/LF: %q", h.Name(), h.Value())
 				}
 			}
+		}
+	})
+}
+
+// FuzzCallerIdentity feeds From and P-Asserted-Identity values through the caller id
+// and display name extraction (parseIdentity and buildInvite, from a trusted trunk so
+// PAI is read): it must not panic, and what reaches the Handler is bounded, valid
+// UTF-8 and free of control characters, whatever the headers held.
+func FuzzCallerIdentity(f *testing.F) {
+	s := offlineServer(f, newMemHandler())
+	s.cfg.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, from, pai string) {
+		name, user := parseIdentity(pai)
+		if strings.ContainsAny(user, "<>\" \t,") {
+			t.Fatalf("user %q from %q", user, pai)
+		}
+		if strings.Contains(name, "<") && !strings.Contains(pai, "\"") {
+			t.Fatalf("name %q from %q: an unquoted name cannot hold '<'", name, pai)
+		}
+		raw := "INVITE sip:sales@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5098;branch=z9hG4bKfuzz\r\n" +
+			"From: " + from + "\r\nTo: <sip:sales@127.0.0.1>\r\nCall-ID: fuzz\r\nCSeq: 1 INVITE\r\n" +
+			"P-Asserted-Identity: " + pai + "\r\nContent-Length: 0\r\n\r\n"
+		msg, err := sipmsg.ParseMessage([]byte(raw))
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*sipmsg.Request)
+		if !ok {
+			return
+		}
+		req.SetSource("127.0.0.1:5098")
+		inv := s.buildInvite(req)
+		for what, v := range map[string]string{"caller": inv.Caller, "name": inv.CallerName, "dialled": inv.Dialled} {
+			if strings.IndexFunc(v, isCtl) >= 0 {
+				t.Fatalf("%s %q carries control characters", what, v)
+			}
+			if !utf8.ValidString(v) {
+				t.Fatalf("%s %q is not valid UTF-8", what, v)
+			}
+		}
+		if len(inv.Caller) > 64 || len(inv.CallerName) > 128 {
+			t.Fatalf("unbounded caller %d / name %d bytes", len(inv.Caller), len(inv.CallerName))
 		}
 	})
 }

@@ -34,6 +34,8 @@ type config struct {
 	retryAfter      int
 	maxHunts        int
 	inDialogTimeout time.Duration
+	limits          Limits
+	now             func() time.Time
 }
 
 func defaultConfig() config {
@@ -47,6 +49,8 @@ func defaultConfig() config {
 		retryAfter:      DefaultRetryAfter,
 		maxHunts:        16,
 		inDialogTimeout: 32 * time.Second,
+		limits:          DefaultLimits(),
+		now:             time.Now,
 	}
 }
 
@@ -136,7 +140,23 @@ func WithRetryAfter(sec int) Option {
 	}
 }
 
+// WithLimits sets the abuse limits (request rate per source, failed-auth throttling,
+// maximum message size, scanner User-Agents); see Limits and DefaultLimits. A zero
+// field turns that limit off.
+func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
+
+// WithClock sets the clock of nonces, rate limits and failure windows; for tests.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
 func (c *config) finish() {
+	c.userAgent = sanitizeHeaderValue(c.userAgent)
+	c.host = sanitizeHost(c.host)
 	if len(c.nonceKey) == 0 {
 		c.nonceKey = make([]byte, 32)
 		_, _ = rand.Read(c.nonceKey)

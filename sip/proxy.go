@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -180,11 +181,12 @@ func (s *Server) buildInvite(req *sipmsg.Request) Invite {
 	return inv
 }
 
+// truncate cuts v to at most n bytes of valid UTF-8 (invalid bytes are dropped too).
 func truncate(v string, n int) string {
-	if len(v) <= n {
-		return v
+	if len(v) > n {
+		v = v[:n]
 	}
-	return strings.ToValidUTF8(v[:n], "")
+	return strings.ToValidUTF8(v, "")
 }
 
 func (s *Server) trustedSource(src string) bool {
@@ -227,7 +229,11 @@ func parseIdentity(v string) (name, user string) {
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		v = v[:i]
 	}
-	return name, strings.TrimSpace(v)
+	user = strings.TrimSpace(v)
+	if strings.ContainsAny(user, "<>\" \t,") {
+		return name, "" // not an identity: the caller stays the From user
+	}
+	return name, user
 }
 
 // firstIdentity cuts a comma-separated identity list after its first entry, minding
@@ -370,9 +376,17 @@ func (s *Server) relay(call *inviteCall, res *sipmsg.Response) {
 // startFork sends the INVITE to one binding: R-URI is the registered Contact, but the
 // packet goes to the address the REGISTER came from, so phones behind NAT are reached.
 func (s *Server) startFork(call *inviteCall, base *sipmsg.Request, b Binding) (*fork, error) {
+	// The Contact comes from the store: it becomes our Request-URI, so it must not
+	// carry anything that could end the start line (CR, LF) or add headers.
+	if sanitizeHeaderValue(b.Contact) != b.Contact {
+		return nil, errors.New("stored contact has control characters")
+	}
 	var ruri sipmsg.Uri
 	if err := sipmsg.ParseUri(strings.Trim(strings.TrimSpace(b.Contact), "<>"), &ruri); err != nil {
 		return nil, err
+	}
+	if ruri.Headers != nil && ruri.Headers.Length() > 0 {
+		return nil, errors.New("stored contact has URI headers")
 	}
 	out := transportOf(b.Transport)
 	dest := s.forkDestination(out, b, ruri)

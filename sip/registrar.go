@@ -34,8 +34,22 @@ func (s *Server) handleRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction
 		return
 	}
 	user := to.Address.User
+	if s.authThrottled(src, user) {
+		// Past the failure limit: no digest work, no store lookup.
+		s.metrics.registrations.WithLabelValues("forbidden").Inc()
+		s.metrics.authFailures.WithLabelValues("throttled").Inc()
+		s.log.Warn("sip auth failure", "ip", hostOf(src), "source", src, "user", sanitizeHeaderValue(user), "reason", "throttled")
+		s.respond(req, tx, 403, "Forbidden")
+		return
+	}
 	authz := req.GetHeader("Authorization")
 	if authz == nil {
+		s.metrics.registrations.WithLabelValues("challenge").Inc()
+		s.challenge(req, tx, false)
+		return
+	}
+	if _, ok := digest.CutPrefix(authz.Value()); !ok {
+		// Another scheme (RFC 4475 regaut01): offer ours.
 		s.metrics.registrations.WithLabelValues("challenge").Inc()
 		s.challenge(req, tx, false)
 		return
@@ -43,7 +57,7 @@ func (s *Server) handleRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction
 	cred, err := digest.ParseCredentials(authz.Value())
 	if err != nil {
 		s.metrics.registrations.WithLabelValues("bad_request").Inc()
-		s.log.Warn("sip register bad authorization", "source", src, "error", err)
+		s.authFailure(src, user, "bad_request")
 		s.respond(req, tx, 400, "Bad Request")
 		return
 	}
@@ -54,9 +68,11 @@ func (s *Server) handleRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction
 	}
 	stale, err := s.nonces.check(cred.Nonce)
 	if err != nil {
-		// Not a nonce of ours (forged, or from another key): challenge afresh.
+		// Not a nonce of ours (forged, or issued before a restart with a per-process
+		// key): challenge afresh. Not counted as a failure, or every phone of an
+		// office would count one against its NAT address after each restart.
 		s.metrics.registrations.WithLabelValues("challenge").Inc()
-		s.log.Warn("sip register bad nonce", "user", sanitizeHeaderValue(cred.Username), "source", src)
+		s.log.Info("sip register bad nonce", "user", sanitizeHeaderValue(cred.Username), "source", src)
 		s.challenge(req, tx, false)
 		return
 	}
@@ -73,14 +89,27 @@ func (s *Server) handleRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction
 	}
 	verr := verifyDigest(cred, ha1, string(req.Method))
 	if !known || verr != nil || cred.Username != user || user == "" {
+		reason := "bad_password"
+		switch {
+		case !known:
+			reason = "unknown_user"
+		case cred.Username != user:
+			reason = "user_mismatch"
+		}
 		s.metrics.registrations.WithLabelValues("forbidden").Inc()
-		s.log.Warn("sip register auth failed", "user", sanitizeHeaderValue(cred.Username), "aor", sanitizeHeaderValue(user), "source", src)
+		s.authFailure(src, user, reason)
 		s.respond(req, tx, 403, "Forbidden")
 		return
 	}
 	if stale {
 		s.metrics.registrations.WithLabelValues("stale").Inc()
 		s.challenge(req, tx, true)
+		return
+	}
+	if !s.abuse.replay.accept(user, cred.Nonce, uint64(max(cred.Nc, 0))) {
+		s.metrics.registrations.WithLabelValues("challenge").Inc()
+		s.authFailure(src, user, "replay")
+		s.challenge(req, tx, false)
 		return
 	}
 	s.register(req, tx, user)

@@ -36,6 +36,20 @@ func sanitizeToken(v string) string {
 	return strings.NewReplacer(`"`, "", `\`, "").Replace(sanitizeHeaderValue(v))
 }
 
+// sanitizeHost keeps only what may stand in a host (name, IPv4, bracketed IPv6) of a
+// URI we write into Via and Record-Route: letters, digits, '.', '-', ':', '[' and ']'.
+func sanitizeHost(v string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		case r == '.' || r == '-' || r == ':' || r == '[' || r == ']':
+			return r
+		}
+		return -1
+	}, v)
+}
+
 // transportOf maps "udp"/"tcp" to sipgo's upper-case transport names.
 func transportOf(t string) string {
 	if strings.EqualFold(t, "tcp") {

@@ -29,6 +29,10 @@ func init() {
 	// switch to TCP, which sipgo does not do). INVITEs with rich SDP and a few proxy
 	// headers exceed that, and loopback/LAN paths fragment fine, so allow datagrams up
 	// to what sipgo's reader accepts. Set once here, before any transport runs.
+	// The read buffer takes the largest datagram the parser accepts (64 KiB), so an
+	// oversize request is parsed and answered 413 (Limits.MaxMessage) rather than
+	// truncated into garbage.
+	sipmsg.TransportBufferReadSize = 65535
 	sipmsg.UDPMTUSize = int(sipmsg.TransportBufferReadSize)
 }
 
@@ -50,9 +54,29 @@ func init() {
 // source: a BYE arriving from the source address of a registered binding is the
 // operator's, anything else the caller's.
 //
-// Nonces are stateless: hex(unix seconds) "." hex(HMAC-SHA256(key, ts|realm)[:16]).
+// Nonces are stateless: hex(unix seconds) "." hex(random salt) "." hex(HMAC-SHA256(key,
+// ts|salt|realm)[:16]).
 // Any node with the same key (WithNonceKey) verifies them; past WithNonceTTL a correct
 // answer gets 401 stale=true so the phone retries silently.
+//
+// Replay: each node remembers, per user and nonce, the highest nonce count (nc) it
+// accepted, in a bounded in-memory LRU kept for the nonce's lifetime. A REGISTER whose
+// credentials are correct but whose nc is not higher than one already accepted (a
+// captured request sent again) gets 401 with a fresh nonce, not 403: a phone that
+// really is the user simply answers the new challenge, an attacker gets nothing, and
+// the attempt counts as an auth failure (reason "replay"). A verbatim resend inside
+// the original transaction's lifetime (UDP, Timer J, 32 s) never reaches the
+// registrar: the transaction layer answers it with the cached response, changing
+// nothing. Behind a load balancer without source affinity a replay to another node is
+// not seen; sticky sources or a short nonce TTL bound that.
+//
+// Abuse (see Limits, WithLimits, docs/security.md): requests from scanner User-Agents
+// and requests over the per-source rate are dropped without an answer, on UDP before
+// parsing; failed REGISTER authentications are counted per source IP and per login,
+// and past the limit REGISTERs get 403 without any store lookup; every failure is one
+// Warn line "sip auth failure" with ip, source, user and reason. Messages over
+// Limits.MaxMessage get 413; requests that break RFC 3261 syntax rules sipgo lets
+// through get 400 (505 for another SIP version), see validateRequest.
 type Server struct {
 	cfg     config
 	h       Handler
@@ -63,6 +87,8 @@ type Server struct {
 	cache   *bindingCache
 	dialogs *dialogStore
 	metrics *metrics
+	abuse   *abuse
+	now     func() time.Time
 
 	mu        sync.Mutex
 	udp       net.PacketConn
@@ -99,14 +125,17 @@ func New(h Handler, opts ...Option) (*Server, error) {
 		dialogs: newDialogStore(),
 		metrics: newMetrics(cfg.registerer),
 		ready:   make(chan struct{}),
+		now:     cfg.now,
 	}
+	s.abuse = newAbuse(cfg.limits, cfg.nonceTTL, cfg.now)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.userAgent),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sipmsg.WithTransactionLayerLogger(s.log),
 			sipmsg.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerLogger(s.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sipmsg.WithTransportLayerLogger(s.log),
+			sipmsg.WithTransportLayerReadFilter(s.readFilter)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
@@ -117,7 +146,7 @@ func New(h Handler, opts ...Option) (*Server, error) {
 	}
 	s.ua, s.srv = ua, srv
 	if cfg.domain != "" {
-		s.nonces = &nonces{key: cfg.nonceKey, realm: sanitizeToken(cfg.domain), ttl: cfg.nonceTTL, now: time.Now}
+		s.nonces = &nonces{key: cfg.nonceKey, realm: sanitizeToken(cfg.domain), ttl: cfg.nonceTTL, now: cfg.now}
 	}
 	for _, m := range []sipmsg.RequestMethod{sipmsg.REGISTER, sipmsg.INVITE, sipmsg.ACK, sipmsg.BYE, sipmsg.CANCEL, sipmsg.OPTIONS} {
 		srv.OnRequest(m, s.guard(s.serve))
@@ -126,12 +155,56 @@ func New(h Handler, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// serve drops requests the parser let through with CR, LF or NUL inside a header
-// value or the Request-URI: answering would echo them into our response headers.
+// serve is the front door of every request sipgo parsed. On TCP it first drops
+// scanner and over-rate requests (UDP did that before parsing, in readFilter). Then:
+// 413 over Limits.MaxMessage; 400 with sanitised headers when CR, LF, NUL or another
+// control character sits in a header value or the Request-URI (answering raw would
+// echo them); the RFC 3261 checks of validateRequest. ACKs are never answered.
 // Everything else goes to the method's handler.
 func (s *Server) serve(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	src := req.Source()
+	if !strings.EqualFold(req.Transport(), "udp") {
+		ip, err := netip.ParseAddr(hostOf(src))
+		var ua []byte
+		if h := req.GetHeader("User-Agent"); h != nil {
+			ua = []byte(h.Value())
+		}
+		if err == nil {
+			if reason := s.dropReason(ip.Unmap(), ua); reason != "" {
+				s.dropped(reason, src, "")
+				return
+			}
+		}
+	}
+	if max := s.cfg.limits.MaxMessage; max > 0 && messageSize(req) > max {
+		s.dropped("oversize", src, "")
+		if !req.IsAck() {
+			s.respond(req, tx, 413, "Request Entity Too Large")
+		}
+		return
+	}
 	if !cleanRequest(req) {
-		s.log.Warn("sip request with control characters dropped", "method", sanitizeHeaderValue(string(req.Method)), "source", req.Source())
+		s.log.Warn("sip request with control characters refused", "method", sanitizeHeaderValue(string(req.Method)), "source", src)
+		s.metrics.dropped.WithLabelValues("control_chars").Inc()
+		if !req.IsAck() && !strings.ContainsAny(string(req.Method), "\r\n\x00 ") {
+			res := sipmsg.NewResponseFromRequest(req, 400, "Bad Request", nil)
+			sanitizeResponse(res)
+			if err := tx.Respond(res); err != nil {
+				s.log.Debug("sip respond failed", "status", 400, "source", src, "error", err)
+			}
+		}
+		return
+	}
+	if code, reason := validateRequest(req); code != 0 {
+		s.metrics.dropped.WithLabelValues("invalid").Inc()
+		s.log.Info("sip request refused", "status", code, "reason", reason, "method", req.Method, "source", src)
+		if !req.IsAck() {
+			var hdrs []sipmsg.Header
+			if code == 420 {
+				hdrs = append(hdrs, sipmsg.NewHeader("Unsupported", unsupportedOf(req, "Proxy-Require")))
+			}
+			s.respond(req, tx, code, reason, hdrs...)
+		}
 		return
 	}
 	s.handlerFor(req.Method)(req, tx)
@@ -228,7 +301,7 @@ func (s *Server) Listen(ctx context.Context, addr string) error {
 		}
 		return fmt.Errorf("sip: listen %s: %w", addr, lastErr)
 	}
-	s.host = s.cfg.host
+	s.host = sanitizeHost(s.cfg.host)
 	if s.host == "" {
 		s.host = defaultHost(s.listenIP)
 	}
@@ -236,7 +309,7 @@ func (s *Server) Listen(ctx context.Context, addr string) error {
 		s.cfg.domain = s.host
 	}
 	if s.nonces == nil {
-		s.nonces = &nonces{key: s.cfg.nonceKey, realm: sanitizeToken(s.cfg.domain), ttl: s.cfg.nonceTTL, now: time.Now}
+		s.nonces = &nonces{key: s.cfg.nonceKey, realm: sanitizeToken(s.cfg.domain), ttl: s.cfg.nonceTTL, now: s.now}
 	}
 	s.log.Info("sip listening", "addr", s.addrLocked(), "host", s.host, "domain", s.cfg.domain)
 	return nil
