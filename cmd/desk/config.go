@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,22 +24,29 @@ type config struct {
 	Node         string
 	Demo         bool
 	DrainTimeout time.Duration
+	// SIP abuse limits (sip.Limits); zero keeps sip.DefaultLimits.
+	SIPRate         float64
+	SIPBurst        int
+	SIPAuthFailures int
 }
 
 // env names, kept together because they are a public interface.
 var envNames = map[string]string{
-	"http-addr":     "DESK_HTTP_ADDR",
-	"sip-addr":      "DESK_SIP_ADDR",
-	"sip-host":      "DESK_SIP_HOST",
-	"sip-domain":    "DESK_SIP_DOMAIN",
-	"redis-url":     "DESK_REDIS_URL",
-	"admin":         "DESK_ADMIN",
-	"config":        "DESK_CONFIG",
-	"scripts":       "DESK_SCRIPTS",
-	"region":        "DESK_REGION",
-	"node":          "DESK_NODE",
-	"demo":          "DESK_DEMO",
-	"drain-timeout": "DESK_DRAIN_TIMEOUT",
+	"http-addr":         "DESK_HTTP_ADDR",
+	"sip-addr":          "DESK_SIP_ADDR",
+	"sip-host":          "DESK_SIP_HOST",
+	"sip-domain":        "DESK_SIP_DOMAIN",
+	"redis-url":         "DESK_REDIS_URL",
+	"admin":             "DESK_ADMIN",
+	"config":            "DESK_CONFIG",
+	"scripts":           "DESK_SCRIPTS",
+	"region":            "DESK_REGION",
+	"node":              "DESK_NODE",
+	"demo":              "DESK_DEMO",
+	"drain-timeout":     "DESK_DRAIN_TIMEOUT",
+	"sip-rate":          "DESK_SIP_RATE",
+	"sip-burst":         "DESK_SIP_BURST",
+	"sip-auth-failures": "DESK_SIP_AUTH_FAILURES",
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -68,6 +76,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("DESK_DRAIN_TIMEOUT: %w", err)
 	}
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", drain, "how long live calls may go on after SIGTERM ($DESK_DRAIN_TIMEOUT)")
+	rate, err := strconv.ParseFloat(env("sip-rate", "0"), 64)
+	if err != nil {
+		return nil, fmt.Errorf("DESK_SIP_RATE: %w", err)
+	}
+	fs.Float64Var(&c.SIPRate, "sip-rate", rate, "SIP requests per second allowed from one source address, 0 for the default 100 ($DESK_SIP_RATE)")
+	burst, err := strconv.Atoi(env("sip-burst", "0"))
+	if err != nil {
+		return nil, fmt.Errorf("DESK_SIP_BURST: %w", err)
+	}
+	fs.IntVar(&c.SIPBurst, "sip-burst", burst, "SIP requests one source may send at once, 0 for the default 200 ($DESK_SIP_BURST)")
+	fails, err := strconv.Atoi(env("sip-auth-failures", "0"))
+	if err != nil {
+		return nil, fmt.Errorf("DESK_SIP_AUTH_FAILURES: %w", err)
+	}
+	fs.IntVar(&c.SIPAuthFailures, "sip-auth-failures", fails, "failed REGISTERs per source address per minute before it is refused unchecked, 0 for the default 5 ($DESK_SIP_AUTH_FAILURES)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

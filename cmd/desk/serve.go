@@ -142,6 +142,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		sip.WithRingTimeout(settings.RingTimeout),
 		sip.WithTrustedTrunks(settings.TrustedTrunks),
 		sip.WithRegisterer(reg),
+		sip.WithLimits(sipLimits(cfg)),
 	)
 	if err != nil {
 		return err
@@ -352,4 +353,19 @@ func sourceIDs(settings *yamlfile.Config) []string {
 		ids[i] = src.ID
 	}
 	return ids
+}
+
+// sipLimits is sip.DefaultLimits with what the operator of the desk changed.
+func sipLimits(cfg *config) sip.Limits {
+	l := sip.DefaultLimits()
+	if cfg.SIPRate > 0 {
+		l.RequestRate = cfg.SIPRate
+	}
+	if cfg.SIPBurst > 0 {
+		l.RequestBurst = cfg.SIPBurst
+	}
+	if cfg.SIPAuthFailures > 0 {
+		l.FailuresPerIP = cfg.SIPAuthFailures
+	}
+	return l
 }
