@@ -420,6 +420,12 @@ func (s *Sales) Wrapup(ctx context.Context, u *User, callID string, req WrapupRe
 		return nil, err
 	}
 	res, _, err := s.wrapup(ctx, u, call, req, false)
+	if err == nil && isSupervisor(u) && u.Login != call.Operator {
+		if err := s.store.Audit(ctx, AuditEntry{At: s.now(), Who: u.Login, Action: "wrapup.close", Target: callID,
+			Detail: "wrap-up of " + call.Operator + "'s call closed by " + string(u.Role)}); err != nil {
+			s.log.Error("sales: audit of a wrap-up closed for an operator failed", "call", callID, "err", err)
+		}
+	}
 	return res, err
 }
 

@@ -98,6 +98,13 @@ func (s *Supervisor) Whisper(ctx context.Context, u *User, operator, text string
 	if err := s.store.SaveWhisper(ctx, w); err != nil {
 		return nil, fmt.Errorf("whisper to %s: %w", operator, err)
 	}
+	detail := w.Text
+	if w.CallID != "" {
+		detail = "call " + w.CallID + ": " + w.Text
+	}
+	if err := s.store.Audit(ctx, AuditEntry{At: w.At, Who: u.Login, Action: "whisper", Target: w.Operator, Detail: detail}); err != nil {
+		s.log.Error("supervisor: audit of a whisper failed", "operator", w.Operator, "err", err)
+	}
 	s.pub.Publish(Event{Type: EventWhisper, Operators: []string{w.Operator}, Payload: WhisperUpdate{Whisper: w}})
 	s.log.Info("supervisor: whisper", "operator", w.Operator, "by", u.Login, "call", w.CallID)
 	return w, nil

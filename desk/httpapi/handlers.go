@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,16 @@ func (s *Server) dummyPasswordHash() string {
 	return s.dummyHash
 }
 
+// maxLoggedLogin bounds what a failed login puts in the logs and the throttle.
+const maxLoggedLogin = 64
+
+// login checks the password and issues a new session id, whatever session the
+// browser came with: the token in the request's cookie, if any, is deleted, so a
+// token planted before the login (session fixation) or left by the previous user
+// of the browser is never carried over. Other sessions of the same user (another
+// browser) stay valid until they expire or log out. Failures are throttled (see
+// LoginLimit) and logged at WARN as "http: login failed" with ip and login; the
+// throttled ones as "http: login throttled".
 func (s *Server) login(c echo.Context) error {
 	var req loginRequest
 	if err := decode(c, &req); err != nil {
@@ -39,24 +50,47 @@ func (s *Server) login(c echo.Context) error {
 		return badField("login", "login and password are required")
 	}
 	ctx := c.Request().Context()
-	u, err := s.store.User(ctx, strings.ToLower(strings.TrimSpace(req.Login)))
+	ip := c.RealIP()
+	login := strings.ToLower(strings.TrimSpace(req.Login))
+	if len(login) > maxLoggedLogin {
+		login = login[:maxLoggedLogin]
+	}
+	if wait, which := s.limiter.wait(ip, login); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		s.m.logins.WithLabelValues("throttled").Inc()
+		s.log.Warn("http: login throttled", "ip", ip, "login", login, "limit", which, "retry_after", secs)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf("too many failed logins; try again in %d s", secs))
+	}
+	refuse := func(reason string) error {
+		s.limiter.fail(ip, login)
+		s.m.logins.WithLabelValues("refused").Inc()
+		s.log.Warn("http: login failed", "ip", ip, "login", login, "reason", reason)
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong login or password")
+	}
+	u, err := s.store.User(ctx, login)
 	switch {
 	case errors.Is(err, desk.ErrNotFound):
 		desk.CheckPassword(s.dummyPasswordHash(), req.Password)
-		s.m.logins.WithLabelValues("refused").Inc()
-		return echo.NewHTTPError(http.StatusUnauthorized, "wrong login or password")
+		return refuse("unknown login")
 	case err != nil:
 		return err
 	}
 	if !desk.CheckPassword(u.PasswordHash, req.Password) {
-		s.m.logins.WithLabelValues("refused").Inc()
-		return echo.NewHTTPError(http.StatusUnauthorized, "wrong login or password")
+		return refuse("wrong password")
 	}
 	token, err := s.store.CreateSession(ctx, u.Login, s.sessionTTL)
 	if err != nil {
 		return err
 	}
+	if old, _ := c.Get(ctxSession).(string); old != "" && old != token {
+		if err := s.store.DeleteSession(ctx, old); err != nil && !errors.Is(err, desk.ErrNotFound) {
+			s.log.Warn("http: login: could not end the previous session", "login", u.Login, "err", err)
+		}
+	}
+	s.limiter.succeed(login)
 	s.m.logins.WithLabelValues("ok").Inc()
+	s.log.Info("http: login", "ip", ip, "login", u.Login, "role", string(u.Role))
 	c.SetCookie(s.cookie(c, token, int(s.sessionTTL/time.Second)))
 	return c.JSON(http.StatusOK, u)
 }
@@ -126,7 +160,7 @@ func (s *Server) createUser(c echo.Context) error {
 		Name:         strings.TrimSpace(req.Name),
 		Role:         role,
 		PasswordHash: hash,
-		Created:      time.Now().UTC(),
+		Created:      s.clock().UTC(),
 	}
 	if u.Name == "" {
 		u.Name = u.Login
@@ -140,7 +174,24 @@ func (s *Server) createUser(c echo.Context) error {
 		}
 		return err
 	}
+	s.writeAudit(c, desk.AuditEntry{Action: "user.create", Target: u.Login, Detail: "role " + string(u.Role)})
 	return c.JSON(http.StatusCreated, u)
+}
+
+// writeAudit writes an entry of the user's action; a failure to write it is logged,
+// not returned: the action is done and the caller should hear so.
+func (s *Server) writeAudit(c echo.Context, e desk.AuditEntry) {
+	if e.Who == "" {
+		if u := userOf(c); u != nil {
+			e.Who = u.Login
+		}
+	}
+	if e.At.IsZero() {
+		e.At = s.clock()
+	}
+	if err := s.store.Audit(c.Request().Context(), e); err != nil {
+		s.log.Error("http: audit failed", "action", e.Action, "target", e.Target, "who", e.Who, "err", err)
+	}
 }
 
 func (s *Server) listUsers(c echo.Context) error {
@@ -235,18 +286,22 @@ func (s *Server) findContact(c echo.Context) error {
 	if err != nil {
 		return badField("phone", fmt.Sprintf("%q is not a valid phone number", raw))
 	}
-	ct, err := s.store.ContactByPhone(c.Request().Context(), e164)
+	ctx := c.Request().Context()
+	ct, err := s.store.ContactByPhone(ctx, e164)
 	if errors.Is(err, desk.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, "no contact with number "+e164)
 	}
 	if err != nil {
 		return err
 	}
+	if err := s.mayReadContact(ctx, userOf(c), ct); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, ct)
 }
 
 func (s *Server) getContact(c echo.Context) error {
-	ct, err := s.store.Contact(c.Request().Context(), c.Param("id"))
+	ct, err := s.contactFor(c.Request().Context(), userOf(c), c.Param("id"))
 	if errors.Is(err, desk.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, "no such contact")
 	}

@@ -327,7 +327,20 @@ func (s *Server) clock() time.Time {
 	return time.Now()
 }
 
+// operatorContact applies mayReadContact to operators before the sales desk's
+// contact endpoints; supervisors and admins go straight to the service.
+func (s *Server) operatorContact(c echo.Context) error {
+	if u := userOf(c); u != nil && u.Role == desk.RoleOperator {
+		_, err := s.contactFor(c.Request().Context(), u, c.Param("id"))
+		return err
+	}
+	return nil
+}
+
 func (s *Server) card(c echo.Context) error {
+	if err := s.operatorContact(c); err != nil {
+		return err
+	}
 	card, err := s.sales.Card(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return s.salesError(c, err)
@@ -352,6 +365,9 @@ func (s *Server) addNote(c echo.Context) error {
 	case utf8.RuneCountInString(text) > maxNote:
 		return badField("text", fmt.Sprintf("at most %d characters", maxNote))
 	}
+	if err := s.operatorContact(c); err != nil {
+		return err
+	}
 	n, err := s.sales.AddNote(c.Request().Context(), userOf(c), c.Param("id"), text, strings.TrimSpace(req.CallID))
 	if err != nil {
 		return s.salesError(c, err)
@@ -366,6 +382,9 @@ type managerRequest struct {
 func (s *Server) setManager(c echo.Context) error {
 	var req managerRequest
 	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := s.operatorContact(c); err != nil {
 		return err
 	}
 	ct, err := s.sales.SetManager(c.Request().Context(), userOf(c), c.Param("id"), strings.TrimSpace(req.Manager))

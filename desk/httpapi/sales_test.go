@@ -308,7 +308,9 @@ func TestSalesAPI(t *testing.T) {
 			map[string]string{"text": "  "}, 400, wantErr("text")},
 		{"a note on an unknown contact", "anna", "POST", fixed("/api/contacts/nope/notes"),
 			map[string]string{"text": "x"}, 404, nil},
-		{"the card shows the history, the interest and the notes", "boris", "GET",
+		{"another operator may not read the card (contact outside his work)", "boris", "GET",
+			func() string { return "/api/contacts/" + contactID + "/card" }, nil, 403, nil},
+		{"the card shows the history, the interest and the notes", "anna", "GET",
 			func() string { return "/api/contacts/" + contactID + "/card" }, nil, 200,
 			func(t *testing.T, r result) {
 				var card desk.Card

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -83,6 +84,15 @@ func WithAllowedOrigins(origins ...string) Option {
 	}
 }
 
+// WithTrustedProxies makes the client address of a request the one the nearest
+// untrusted hop put in X-Forwarded-For, when the request comes through one of
+// nets (e.g. the TLS proxy in front). Without it the client address is the TCP
+// peer's and X-Forwarded-For is ignored, so a client cannot pick its own address
+// to escape the login throttle or to frame another in the logs.
+func WithTrustedProxies(nets ...*net.IPNet) Option {
+	return func(s *Server) { s.proxies = append(s.proxies, nets...) }
+}
+
 // WithSessionTTL sets how long a login lasts (default 12h).
 func WithSessionTTL(d time.Duration) Option { return func(s *Server) { s.sessionTTL = d } }
 
@@ -109,6 +119,9 @@ type Server struct {
 	board      func(ctx context.Context) (any, error)
 	reports    ReportsDesk
 	supervisor SupervisorDesk
+	loginLimit LoginLimit
+	limiter    *loginLimiter
+	proxies    []*net.IPNet
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -124,6 +137,7 @@ func New(store desk.Store, h *hub.Hub, opts ...Option) *Server {
 		gatherer:   prometheus.DefaultGatherer,
 		origins:    map[string]bool{},
 		sessionTTL: 12 * time.Hour,
+		loginLimit: DefaultLoginLimit,
 	}
 	for _, o := range opts {
 		o(s)
@@ -132,8 +146,17 @@ func New(store desk.Store, h *hub.Hub, opts ...Option) *Server {
 		s.liveCalls = store.LiveCalls
 	}
 	s.m = newMetrics(s.reg)
+	s.limiter = newLoginLimiter(s.loginLimit, s.clock)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(s.proxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range s.proxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.securityHeaders, s.observe, s.limitBody, s.authenticate, s.csrf)
 	s.routes(e)
