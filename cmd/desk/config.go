@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type config struct {
 	SIPRate         float64
 	SIPBurst        int
 	SIPAuthFailures int
+	// TrustedProxies are the networks (CIDRs) whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
 }
 
 // env names, kept together because they are a public interface.
@@ -47,6 +50,7 @@ var envNames = map[string]string{
 	"sip-rate":          "DESK_SIP_RATE",
 	"sip-burst":         "DESK_SIP_BURST",
 	"sip-auth-failures": "DESK_SIP_AUTH_FAILURES",
+	"trusted-proxies":   "DESK_TRUSTED_PROXIES",
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -91,6 +95,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("DESK_SIP_AUTH_FAILURES: %w", err)
 	}
 	fs.IntVar(&c.SIPAuthFailures, "sip-auth-failures", fails, "failed REGISTERs per source address per minute before it is refused unchecked, 0 for the default 5 ($DESK_SIP_AUTH_FAILURES)")
+	proxies := fs.String("trusted-proxies", env("trusted-proxies", ""), "comma-separated CIDRs of HTTP proxies whose X-Forwarded-For is believed ($DESK_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -110,6 +115,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		default:
 			return nil, fmt.Errorf("DESK_DEMO: want true or false, got %q", demoDef)
 		}
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, fmt.Errorf("DESK_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
 	if c.Admin != "" && !strings.Contains(c.Admin, ":") {
 		return nil, fmt.Errorf("DESK_ADMIN: want login:password")

@@ -159,6 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		httpapi.WithReady(func(ctx context.Context) error { return store.Ping(ctx) }),
 		httpapi.WithSales(sales),
 		httpapi.WithLocation(settings.Location),
+		httpapi.WithTrustedProxies(cfg.TrustedProxies...),
 		httpapi.WithSupervisor(desk.NewSupervisor(store, h, desk.WithSupervisorLogger(log))),
 		httpapi.WithReports(desk.NewReports(store,
 			desk.WithReportsLocation(settings.Location),
