@@ -37,6 +37,7 @@ type Sales struct {
 	region        string
 	notifier      Notifier
 	wrapupTTL     time.Duration
+	unsaved       func(callID string) bool
 
 	// locks serialise the wrap-up of one call on this node, so a double click does
 	// not write the contact's history twice.
@@ -130,6 +131,14 @@ func WithLocation(loc *time.Location) SalesOption {
 // WithSalesRegion sets the country assumed for phone answers without a country code (default RU).
 func WithSalesRegion(r string) SalesOption { return func(s *Sales) { s.region = r } }
 
+// WithUnsavedCalls tells Sales which calls exist but are not stored yet (routed
+// during a Redis outage: Switchboard.Unsaved). A request about one is answered
+// ErrUnavailable, which the page's outbox retries, instead of ErrNotFound, which
+// it would drop.
+func WithUnsavedCalls(f func(callID string) bool) SalesOption {
+	return func(s *Sales) { s.unsaved = f }
+}
+
 // WithNotifier sets who hears of completed wrap-ups (the CRM webhook).
 func WithNotifier(n Notifier) SalesOption { return func(s *Sales) { s.notifier = n } }
 
@@ -196,6 +205,9 @@ func (s *Sales) call(ctx context.Context, id string) (*Call, error) {
 		return nil, fmt.Errorf("call: empty id: %w", ErrNotFound)
 	}
 	c, err := s.store.Call(ctx, id)
+	if errors.Is(err, ErrNotFound) && s.unsaved != nil && s.unsaved(id) {
+		return nil, fmt.Errorf("call %s is not stored yet: %w", id, ErrUnavailable)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("call %s: %w", id, err)
 	}

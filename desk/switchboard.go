@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/calldesk/desk/desk/phone"
@@ -53,6 +54,17 @@ type Switchboard struct {
 	bindings    map[string][]Binding // as last read from the store
 	localClaims map[string]string    // login → call ID held by this node
 	downUntil   time.Time            // store considered down until then
+	// What the store missed while it was down, written back when it answers again:
+	// the last snapshot of each call whose save was skipped (by SIP Call-ID), and the
+	// claims released only in process (login → call IDs).
+	unsaved    map[string]*Call
+	unreleased map[string][]string
+	deferred   []deferredHook
+	catching   atomic.Bool // a catchUp is under way
+	graceUntil time.Time   // no wrap-up holds until then: pages flush an outage's backlog
+	// released are the claims this node gave back lately ("login|callID" → when),
+	// so a cached operator read before the release does not count as busy.
+	released map[string]time.Time
 
 	shards  []*shard
 	stop    chan struct{}
@@ -196,6 +208,10 @@ const (
 	// downFor is how long Route trusts its cache alone after the store failed,
 	// so a dead Redis costs one timeout, not one per call.
 	downFor = time.Second
+	// wrapupGrace is how long after the store came back from an outage operators
+	// are not held in wrap-up: their pages are still sending what was typed during
+	// the outage, and the wrap-up of a new call waits behind it.
+	wrapupGrace = 10 * time.Second
 	// doneFor is how long a finished SIP Call-ID is remembered, to ignore retransmissions.
 	doneFor = 2 * time.Minute
 	// eventTimeout bounds the store work of one event on its worker.
@@ -221,6 +237,9 @@ func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Swit
 		ops:           map[string]*Operator{},
 		bindings:      map[string][]Binding{},
 		localClaims:   map[string]string{},
+		unsaved:       map[string]*Call{},
+		unreleased:    map[string][]string{},
+		released:      map[string]time.Time{},
 		stop:          make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -282,6 +301,8 @@ func (s *Switchboard) refreshLoop() {
 			ctx, cancel := context.WithTimeout(context.Background(), s.refreshEvery)
 			if err := s.Refresh(ctx); err != nil {
 				s.log.Debug("switchboard: cache refresh failed", "err", err)
+			} else {
+				s.catchUp(ctx)
 			}
 			cancel()
 		}
@@ -343,6 +364,16 @@ func (s *Switchboard) cachedBindings(login string) []Binding {
 		}
 	}
 	return out
+}
+
+// noWrapupHold reports whether an ended call's operator is released rather than
+// held in wrap-up: while the store is down, until what it missed is written back,
+// and for wrapupGrace after that.
+func (s *Switchboard) noWrapupHold() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	return now.Before(s.downUntil) || now.Before(s.graceUntil) || len(s.unsaved) > 0 || len(s.deferred) > 0
 }
 
 // storeDown reports whether Route should skip the store for now.
@@ -545,7 +576,7 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 			s.shardFor(in.SIPCallID).enqueue(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 				defer cancel()
-				s.onMissed(ctx, cloneCall(snapshot))
+				s.runHook(ctx, s.onMissed, snapshot)
 			})
 		}
 		s.log.Info("switchboard: no operator available", "sip_call_id", in.SIPCallID, "from", from, "tried", skip)
@@ -593,16 +624,26 @@ func (s *Switchboard) pruneDoneLocked(now time.Time) {
 			delete(s.done, id)
 		}
 	}
+	for k, t := range s.released {
+		if now.Sub(t) > doneFor {
+			delete(s.released, k)
+		}
+	}
 }
 
 // operators reads the operators from the store, or from the cache when it fails.
 func (s *Switchboard) operators(rc *routeCtx) map[string]*Operator {
 	if !rc.degraded {
 		ctx, cancel := s.lookupCtx(rc.ctx)
-		ops, err := s.store.Operators(ctx)
+		err := s.releasePending(ctx)
+		var ops []*Operator
+		if err == nil {
+			ops, err = s.store.Operators(ctx)
+		}
 		cancel()
 		if err == nil {
 			s.cacheOperators(ops)
+			s.catchUpSoon()
 		} else {
 			s.failed("operators", err)
 			s.log.Warn("switchboard: reading operators failed, using cache", "err", err)
@@ -616,6 +657,10 @@ func (s *Switchboard) operators(rc *routeCtx) map[string]*Operator {
 		c := *o
 		if rc.degraded {
 			// The cached status is as old as the cache; what this node holds is current.
+			// A wrap-up does not keep an operator off calls during an outage.
+			if _, gone := s.released[l+"|"+c.CallID]; gone || c.Status == StatusWrapup {
+				c.CallID, c.Status = "", StatusAvailable
+			}
 			if held, ok := s.localClaims[l]; ok {
 				c.CallID, c.Status = held, StatusRinging
 			}
@@ -773,6 +818,7 @@ func (s *Switchboard) bindingsOf(rc *routeCtx, login string) []Binding {
 func (s *Switchboard) release(rc *routeCtx, login, callID string) {
 	s.dropLocalClaim(login, callID)
 	if (rc != nil && rc.degraded) || s.storeDown() {
+		s.addUnreleased(login, callID)
 		return
 	}
 	ctx := context.Background()
@@ -782,17 +828,142 @@ func (s *Switchboard) release(rc *routeCtx, login, callID string) {
 	ctx, cancel := s.lookupCtx(ctx)
 	defer cancel()
 	if err := s.store.Release(ctx, login, callID); err != nil {
-		s.failed("release", err)
+		if s.failed("release", err) {
+			s.addUnreleased(login, callID)
+		}
 		s.log.Warn("switchboard: release failed", "operator", login, "call", callID, "err", err)
 	}
 }
 
+// dropLocalClaim forgets this node's claim of login for callID; the cached
+// operator no longer counts as busy with that call either.
 func (s *Switchboard) dropLocalClaim(login, callID string) {
 	s.mu.Lock()
 	if s.localClaims[login] == callID {
 		delete(s.localClaims, login)
 	}
+	if o := s.ops[login]; o != nil && o.CallID == callID {
+		c := *o
+		c.CallID, c.Status = "", StatusAvailable
+		s.ops[login] = &c
+	}
+	s.released[login+"|"+callID] = s.now()
 	s.mu.Unlock()
+}
+
+// addUnreleased remembers a release the store did not get.
+func (s *Switchboard) addUnreleased(login, callID string) {
+	s.mu.Lock()
+	if !slices.Contains(s.unreleased[login], callID) {
+		s.unreleased[login] = append(s.unreleased[login], callID)
+	}
+	s.mu.Unlock()
+}
+
+// releasePending gives the store the releases it missed while it was down, so an
+// operator whose call ended during an outage is not held by its stale claim. The
+// store releases only a claim the call still holds, so a late release is harmless.
+func (s *Switchboard) releasePending(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.unreleased) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	pending := s.unreleased
+	s.unreleased = map[string][]string{}
+	s.mu.Unlock()
+	var firstErr error
+	for login, ids := range pending {
+		for _, id := range ids {
+			if firstErr == nil {
+				if firstErr = s.store.Release(ctx, login, id); firstErr == nil {
+					continue
+				}
+			}
+			s.addUnreleased(login, id)
+		}
+	}
+	return firstErr
+}
+
+// catchUpSoon starts a catchUp when the store answers again and something waits
+// for it, so the calls of an outage are stored at once, not at the next refresh.
+func (s *Switchboard) catchUpSoon() {
+	s.mu.Lock()
+	waiting := len(s.unsaved) > 0 || len(s.deferred) > 0
+	s.mu.Unlock()
+	if !waiting || !s.catching.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.catching.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+		defer cancel()
+		s.catchUp(ctx)
+	}()
+}
+
+// catchUp writes back what the store missed while it was down: the pending
+// releases, and the calls whose saves were skipped (each on its call's worker, so
+// it never overwrites a newer save).
+func (s *Switchboard) catchUp(ctx context.Context) {
+	if err := s.releasePending(ctx); err != nil {
+		s.failed("release", err)
+		return
+	}
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.unsaved))
+	for id := range s.unsaved {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	s.mu.Lock()
+	if len(ids) > 0 || len(s.deferred) > 0 {
+		s.graceUntil = s.now().Add(wrapupGrace)
+	}
+	s.mu.Unlock()
+	if len(ids) > 0 {
+		s.log.Info("switchboard: store back, saving the calls it missed", "calls", len(ids))
+	}
+	for _, id := range ids {
+		s.shardFor(id).enqueue(func() {
+			s.mu.Lock()
+			c := s.unsaved[id]
+			s.mu.Unlock()
+			if c == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+			defer cancel()
+			s.save(ctx, c)
+		})
+	}
+	// The hooks held back run after their call's save, on its worker.
+	s.mu.Lock()
+	hooks := s.deferred
+	s.deferred = nil
+	s.mu.Unlock()
+	for _, h := range hooks {
+		s.shardFor(h.call.SIPCallID).enqueue(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+			defer cancel()
+			s.runHook(ctx, h.fn, h.call)
+		})
+	}
+}
+
+// Unsaved reports whether the call with this ID is known here but not stored yet
+// (it was routed or changed while the store was down): a request about it should
+// be retried, not refused as unknown.
+func (s *Switchboard) Unsaved(callID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.unsaved {
+		if c.ID == callID {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Switchboard) dispatchSave(sipCallID string, c *Call) {
@@ -804,17 +975,58 @@ func (s *Switchboard) dispatchSave(sipCallID string, c *Call) {
 }
 
 // save writes the call; while the store is down it is skipped so the events queued
-// behind it are not delayed by one timeout each (the next save of the call rewrites
-// it whole).
+// behind it are not delayed by one timeout each, and kept for catchUp, which writes
+// it when the store answers again.
 func (s *Switchboard) save(ctx context.Context, c *Call) {
 	if s.storeDown() {
 		s.log.Debug("switchboard: store down, call not saved", "call", c.ID)
+		s.markUnsaved(c)
 		return
 	}
 	if err := s.store.SaveCall(ctx, c); err != nil {
 		s.failed("save call", err)
+		s.markUnsaved(c)
 		s.log.Warn("switchboard: saving call failed", "call", c.ID, "err", err)
+		return
 	}
+	// Saves of one call run in order on its worker: this one supersedes any skipped.
+	s.mu.Lock()
+	delete(s.unsaved, c.SIPCallID)
+	s.mu.Unlock()
+}
+
+// deferredHook is a call hook held back while the store was down.
+type deferredHook struct {
+	fn   func(ctx context.Context, c *Call)
+	call *Call
+}
+
+// maxDeferred bounds the hooks kept for the store's return.
+const maxDeferred = 10000
+
+// runHook runs a missed call's hook (Sales' callback promise) now, or, while the
+// store is down, when it answers again: its store writes would fail one by one,
+// each slowly, and hold up the events queued behind it on the worker, such as the
+// release of an operator.
+func (s *Switchboard) runHook(ctx context.Context, fn func(ctx context.Context, c *Call), c *Call) {
+	if !s.storeDown() {
+		fn(ctx, cloneCall(c))
+		return
+	}
+	s.mu.Lock()
+	if len(s.deferred) < maxDeferred {
+		s.deferred = append(s.deferred, deferredHook{fn: fn, call: cloneCall(c)})
+	} else {
+		s.log.Warn("switchboard: too many call hooks held for the store, one dropped", "call", c.ID)
+	}
+	s.mu.Unlock()
+}
+
+// markUnsaved keeps the call's latest snapshot for catchUp.
+func (s *Switchboard) markUnsaved(c *Call) {
+	s.mu.Lock()
+	s.unsaved[c.SIPCallID] = cloneCall(c)
+	s.mu.Unlock()
 }
 
 // Events.
@@ -914,7 +1126,7 @@ func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
 	s.pub.Publish(Event{Type: EventCallMissed, Operators: audience, Payload: CallUpdate{Call: snap}})
 	s.save(ctx, snap)
 	if s.onMissed != nil {
-		s.onMissed(ctx, cloneCall(snap))
+		s.runHook(ctx, s.onMissed, snap)
 	}
 }
 
@@ -947,7 +1159,13 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 		}
 		s.pub.Publish(Event{Type: EventCallEnded, Operators: []string{snap.Operator}, Payload: CallUpdate{Call: snap}})
 		s.save(ctx, snap)
-		if s.onEnded != nil {
+		switch {
+		case s.onEnded == nil:
+		case s.noWrapupHold():
+			// He was released above: an outage keeps nobody off calls, so there is
+			// no wrap-up hold to record; his page still shows the wrap-up.
+			s.log.Debug("switchboard: store down, wrap-up hold not recorded", "call", snap.ID)
+		default:
 			s.onEnded(ctx, cloneCall(snap))
 		}
 	})
@@ -955,10 +1173,11 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 
 // holdForWrapup keeps the operator of an ended call claimed, as in wrap-up, so no
 // call rings him before he closes the record. It reports false when the claim
-// could not be kept (the store is down): he is released then, as the desk never
-// keeps an operator off calls for a store outage.
+// could not be kept (the store is down), or right after an outage (wrapupGrace):
+// he is released then, as the desk never keeps an operator off calls for a store
+// outage.
 func (s *Switchboard) holdForWrapup(ctx context.Context, c *Call) bool {
-	if s.storeDown() {
+	if s.noWrapupHold() {
 		return false
 	}
 	err := s.store.UpdateClaim(ctx, c.Operator, c.ID, StatusWrapup, wrapupHold)

@@ -116,6 +116,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		desk.WithCallbackDue(settings.CallbackDue),
 		desk.WithLocation(settings.Location),
 		desk.WithSalesRegion(cfg.Region),
+		desk.WithUnsavedCalls(func(id string) bool { return sb.Unsaved(id) }),
 	}
 	if settings.Webhook != nil {
 		wh = webhook.New(settings.Webhook.URL, settings.Webhook.Secret,
@@ -277,6 +278,12 @@ func openRedis(url string, log *slog.Logger) (redis.UniversalClient, func(), err
 	opts.DialTimeout = 500 * time.Millisecond
 	opts.ReadTimeout = 500 * time.Millisecond
 	opts.WriteTimeout = 500 * time.Millisecond
+	// While Redis is down a command must fail at once, not after go-redis' five
+	// dials and three retries (seconds each): the switchboard's workers would fall
+	// behind and operators whose calls ended would stay busy. One retry still
+	// covers a pooled connection that died with a restarted server.
+	opts.DialerRetries = 1
+	opts.MaxRetries = 1
 	rdb := redis.NewClient(opts)
 	return rdb, func() { rdb.Close() }, nil
 }
