@@ -65,6 +65,13 @@ type Switchboard struct {
 	// released are the claims this node gave back lately ("login|callID" → when),
 	// so a cached operator read before the release does not count as busy.
 	released map[string]time.Time
+	// localOnly are the claims made in process while the store was down and never
+	// written to it ("login|callID"): their release has nothing to undo in the
+	// store, so it is not queued for the store's return. Without this, every call
+	// of an outage queued a release, and after recovery the few that matter (the
+	// claims Redis kept from before the outage) waited behind hundreds of no-ops,
+	// one round trip each, while their operators looked busy and calls got 480.
+	localOnly map[string]bool
 
 	shards  []*shard
 	stop    chan struct{}
@@ -240,6 +247,7 @@ func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Swit
 		unsaved:       map[string]*Call{},
 		unreleased:    map[string][]string{},
 		released:      map[string]time.Time{},
+		localOnly:     map[string]bool{},
 		stop:          make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -771,6 +779,7 @@ func (s *Switchboard) claim(rc *routeCtx, login, callID string) bool {
 		return false
 	}
 	s.mu.Unlock()
+	stored := !rc.degraded // the store is asked (its answer may be lost: then it may hold the claim)
 	if !rc.degraded {
 		ctx, cancel := s.lookupCtx(rc.ctx)
 		err := s.store.Claim(ctx, login, callID, StatusRinging, s.ringTimeout+claimMargin)
@@ -792,7 +801,18 @@ func (s *Switchboard) claim(rc *routeCtx, login, callID string) bool {
 		return false
 	}
 	s.localClaims[login] = callID
+	if !stored {
+		s.localOnly[login+"|"+callID] = true
+	}
 	return true
+}
+
+// storingClaim notes that login's claim for callID is about to be written to the
+// store, so its release must reach the store too.
+func (s *Switchboard) storingClaim(login, callID string) {
+	s.mu.Lock()
+	delete(s.localOnly, login+"|"+callID)
+	s.mu.Unlock()
 }
 
 func (s *Switchboard) bindingsOf(rc *routeCtx, login string) []Binding {
@@ -817,6 +837,14 @@ func (s *Switchboard) bindingsOf(rc *routeCtx, login string) []Binding {
 // when called from an event, or right here from Route.
 func (s *Switchboard) release(rc *routeCtx, login, callID string) {
 	s.dropLocalClaim(login, callID)
+	s.mu.Lock()
+	key := login + "|" + callID
+	localOnly := s.localOnly[key]
+	delete(s.localOnly, key)
+	s.mu.Unlock()
+	if localOnly {
+		return // the store never held it
+	}
 	if (rc != nil && rc.degraded) || s.storeDown() {
 		s.addUnreleased(login, callID)
 		return
@@ -1056,6 +1084,7 @@ func (s *Switchboard) Answered(sipCallID, operator string, at time.Time) {
 		if s.storeDown() {
 			return
 		}
+		s.storingClaim(operator, snap.ID)
 		err := s.store.UpdateClaim(ctx, operator, snap.ID, StatusTalking, talkTTL)
 		if errors.Is(err, ErrNotFound) {
 			err = s.store.Claim(ctx, operator, snap.ID, StatusTalking, talkTTL)
@@ -1180,6 +1209,7 @@ func (s *Switchboard) holdForWrapup(ctx context.Context, c *Call) bool {
 	if s.noWrapupHold() {
 		return false
 	}
+	s.storingClaim(c.Operator, c.ID)
 	err := s.store.UpdateClaim(ctx, c.Operator, c.ID, StatusWrapup, wrapupHold)
 	if errors.Is(err, ErrNotFound) {
 		err = s.store.Claim(ctx, c.Operator, c.ID, StatusWrapup, wrapupHold)
