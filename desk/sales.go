@@ -205,8 +205,13 @@ func (s *Sales) call(ctx context.Context, id string) (*Call, error) {
 		return nil, fmt.Errorf("call: empty id: %w", ErrNotFound)
 	}
 	c, err := s.store.Call(ctx, id)
-	if errors.Is(err, ErrNotFound) && s.unsaved != nil && s.unsaved(id) {
-		return nil, fmt.Errorf("call %s is not stored yet: %w", id, ErrUnavailable)
+	if errors.Is(err, ErrNotFound) && s.unsaved != nil {
+		if s.unsaved(id) {
+			return nil, fmt.Errorf("call %s is not stored yet: %w", id, ErrUnavailable)
+		}
+		// The switchboard writes a call back before it stops calling it unsaved, so
+		// if it was written between our two looks, a second read finds it.
+		c, err = s.store.Call(ctx, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("call %s: %w", id, err)

@@ -72,6 +72,14 @@ type Switchboard struct {
 	// claims Redis kept from before the outage) waited behind hundreds of no-ops,
 	// one round trip each, while their operators looked busy and calls got 480.
 	localOnly map[string]bool
+	// catchQueued are the calls (by SIP Call-ID) whose catch-up save is queued,
+	// so a catchUp started while an earlier one is still being worked off does not
+	// queue them again.
+	catchQueued map[string]bool
+	// savedLately are the unsaved calls written back lately (call ID → when): a
+	// request that found no call just before the save landed is told to retry
+	// (Unsaved), not that the call does not exist.
+	savedLately map[string]time.Time
 
 	shards  []*shard
 	stop    chan struct{}
@@ -248,6 +256,8 @@ func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Swit
 		unreleased:    map[string][]string{},
 		released:      map[string]time.Time{},
 		localOnly:     map[string]bool{},
+		catchQueued:   map[string]bool{},
+		savedLately:   map[string]time.Time{},
 		stop:          make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -587,7 +597,19 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 				s.runHook(ctx, s.onMissed, snapshot)
 			})
 		}
-		s.log.Info("switchboard: no operator available", "sip_call_id", in.SIPCallID, "from", from, "tried", skip)
+		s.log.Info("switchboard: no operator available", "sip_call_id", in.SIPCallID, "from", from, "tried", skip, "degraded", rc.degraded)
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			// Who was busy with what: the store's (or cached) status and claim, and
+			// the claim this node holds.
+			s.mu.Lock()
+			busy := make([]string, 0, len(ops))
+			for l, o := range ops {
+				busy = append(busy, l+"="+string(o.Status)+":"+o.CallID+" local="+s.localClaims[l])
+			}
+			s.mu.Unlock()
+			slices.Sort(busy)
+			s.log.Debug("switchboard: operators when no one was available", "sip_call_id", in.SIPCallID, "operators", busy)
+		}
 		return Route{Status: 480, Reason: "no operator available"}
 	}
 
@@ -635,6 +657,11 @@ func (s *Switchboard) pruneDoneLocked(now time.Time) {
 	for k, t := range s.released {
 		if now.Sub(t) > doneFor {
 			delete(s.released, k)
+		}
+	}
+	for k, t := range s.savedLately {
+		if now.Sub(t) > savedLatelyFor {
+			delete(s.savedLately, k)
 		}
 	}
 }
@@ -942,7 +969,10 @@ func (s *Switchboard) catchUp(ctx context.Context) {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.unsaved))
 	for id := range s.unsaved {
-		ids = append(ids, id)
+		if !s.catchQueued[id] {
+			s.catchQueued[id] = true
+			ids = append(ids, id)
+		}
 	}
 	s.mu.Unlock()
 	s.mu.Lock()
@@ -953,10 +983,15 @@ func (s *Switchboard) catchUp(ctx context.Context) {
 	if len(ids) > 0 {
 		s.log.Info("switchboard: store back, saving the calls it missed", "calls", len(ids))
 	}
+	// The catch-up work waits behind the events on each worker: an Ended queued
+	// after hundreds of catch-up saves would otherwise hold its operator's claim,
+	// and calls got 480 in the seconds after recovery. Each save reads the call's
+	// latest snapshot when it runs, so running it after a newer event is harmless.
 	for _, id := range ids {
-		s.shardFor(id).enqueue(func() {
+		s.shardFor(id).enqueueBackground(func() {
 			s.mu.Lock()
 			c := s.unsaved[id]
+			delete(s.catchQueued, id)
 			s.mu.Unlock()
 			if c == nil {
 				return
@@ -972,7 +1007,7 @@ func (s *Switchboard) catchUp(ctx context.Context) {
 	s.deferred = nil
 	s.mu.Unlock()
 	for _, h := range hooks {
-		s.shardFor(h.call.SIPCallID).enqueue(func() {
+		s.shardFor(h.call.SIPCallID).enqueueBackground(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 			defer cancel()
 			s.runHook(ctx, h.fn, h.call)
@@ -991,8 +1026,15 @@ func (s *Switchboard) Unsaved(callID string) bool {
 			return true
 		}
 	}
+	if at, ok := s.savedLately[callID]; ok && s.now().Sub(at) < savedLatelyFor {
+		return true
+	}
 	return false
 }
+
+// savedLatelyFor is how long a call written back after an outage still counts as
+// Unsaved: the caller may have read the store just before the save landed.
+const savedLatelyFor = 5 * time.Second
 
 func (s *Switchboard) dispatchSave(sipCallID string, c *Call) {
 	s.shardFor(sipCallID).enqueue(func() {
@@ -1019,7 +1061,10 @@ func (s *Switchboard) save(ctx context.Context, c *Call) {
 	}
 	// Saves of one call run in order on its worker: this one supersedes any skipped.
 	s.mu.Lock()
-	delete(s.unsaved, c.SIPCallID)
+	if _, ok := s.unsaved[c.SIPCallID]; ok {
+		delete(s.unsaved, c.SIPCallID)
+		s.savedLately[c.ID] = s.now()
+	}
 	s.mu.Unlock()
 }
 
@@ -1378,10 +1423,13 @@ func cloneCall(c *Call) *Call {
 // shard is one ordered worker. Its queue is unbounded so an event never waits for
 // the store work queued before it.
 type shard struct {
-	mu     sync.Mutex
-	queue  []func()
-	wake   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	queue []func()
+	// background is work that yields to the events: one item runs only when no
+	// event waits (the saves and hooks a store outage left behind).
+	background []func()
+	wake       chan struct{}
+	closed     bool
 }
 
 func newShard() *shard { return &shard{wake: make(chan struct{}, 1)} }
@@ -1407,6 +1455,23 @@ func (sh *shard) enqueue(f func()) {
 	}
 }
 
+// enqueueBackground queues f to run, in order with the other background work,
+// when the worker has no event waiting.
+func (sh *shard) enqueueBackground(f func()) {
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		f()
+		return
+	}
+	sh.background = append(sh.background, f)
+	sh.mu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (sh *shard) close() {
 	sh.mu.Lock()
 	sh.closed = true
@@ -1422,6 +1487,10 @@ func (sh *shard) run() {
 		sh.mu.Lock()
 		q := sh.queue
 		sh.queue = nil
+		if len(q) == 0 && len(sh.background) > 0 {
+			q = sh.background[:1:1]
+			sh.background = sh.background[1:]
+		}
 		closed := sh.closed
 		sh.mu.Unlock()
 		for _, f := range q {

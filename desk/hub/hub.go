@@ -127,6 +127,11 @@ type Hub struct {
 	// breakerUntil (unix nanos) skips Redis for a moment after a failure, so an
 	// outage costs one failed attempt per interval and not one per event.
 	breakerUntil atomic.Int64
+	// subLost is set while this node's pub/sub subscription is down: a frame
+	// published to Redis then wakes no page of this node, and the check after the
+	// subscription returns resyncs pages from a snapshot, which skips it. So frames
+	// go the local way until the subscription is back, and none is lost.
+	subLost atomic.Bool
 
 	mu       sync.RWMutex
 	chans    map[string]map[*conn]struct{}
@@ -288,7 +293,7 @@ func (h *Hub) publish(ctx context.Context, ev desk.Event) {
 		return
 	}
 	chans := audience(ev)
-	if h.breakerUntil.Load() < time.Now().UnixNano() {
+	if h.breakerUntil.Load() < time.Now().UnixNano() && !h.subLost.Load() {
 		keys := make([]string, 0, 2*len(chans))
 		args := make([]any, 0, 6+len(chans))
 		args = append(args, randomID(), part.head, part.tail, h.historySize, h.historyTTL.Milliseconds(), h.wakeChannel())
@@ -344,6 +349,7 @@ func (h *Hub) subscribeLoop(ctx context.Context) {
 				h.log.Warn("hub: redis subscription lost", "err", err)
 				failing = true
 			}
+			h.subLost.Store(true)
 			select {
 			case <-ctx.Done():
 				return
@@ -361,6 +367,7 @@ func (h *Hub) subscribeLoop(ctx context.Context) {
 				}
 				failing = false
 				h.breakerUntil.Store(0)
+				h.subLost.Store(false)
 				h.checkAll()
 			}
 		case *redis.Message:
