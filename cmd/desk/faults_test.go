@@ -6,12 +6,10 @@ package main
 // so they show in CI's output without -v.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 
 	"fmt"
-	"io"
 	"net"
 
 	"net/http"
@@ -45,23 +43,10 @@ func figure(t *testing.T, format string, args ...any) {
 // ---------------------------------------------------------------------------
 // Helpers: resumable pages, an outbox-like client, sipp runs, the desk binary.
 
-// tryDo is webClient.do without t.Fatal: a network error is status 0.
+// tryDo is webClient.send with a network error as status 0, as the page's outbox sees it.
 func (c *webClient) tryDo(method, path string, body any) (int, []byte) {
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, r)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", c.base)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
+	status, data, _ := c.send(method, path, body)
+	return status, data
 }
 
 // retryable is static/outbox.js's rule: the network, the server's own trouble, a
@@ -467,6 +452,38 @@ func startPhone(ctx context.Context, t *testing.T, s *sipp, port string, calls i
 		t.Fatal(err)
 	}
 	return cmd, out
+}
+
+// processDesk is the desk binary running as its own process on a private Redis,
+// with operator ivan's page connected and his sipp phone registered and waiting to
+// answer one call: what the restart and drain tests start from.
+type processDesk struct {
+	d        *deskProcess
+	op       *webClient
+	page     *livePage
+	s        *sipp
+	phone    *exec.Cmd
+	phoneOut *syncBuffer
+}
+
+func startDeskProcessWithPhone(ctx context.Context, t *testing.T, env map[string]string) *processDesk {
+	t.Helper()
+	rs := redistest.StartServer(t)
+	p := &processDesk{d: newDeskProcess(t, buildDesk(t), rs.Addr, env)}
+	p.d.start()
+	admin := newWebClient(t, p.d.Base)
+	admin.login("admin", "Adm1n-pass")
+	p.op = setupOperator(t, admin, p.d.Base, "ivan")
+	p.page = newLivePage(p.op, nil)
+	if err := p.page.connect(); err != nil {
+		t.Fatal(err)
+	}
+	p.page.waitFor(t, "snapshot", 5*time.Second, ofType("snapshot"))
+	p.s = newSipp(t)
+	phonePort := strconv.Itoa(freePort(t))
+	p.s.register(ctx, p.d.testDesk(), "ivan", "ivan-sip", phonePort, "u1", "600")
+	p.phone, p.phoneOut = startPhone(ctx, t, p.s, phonePort, 1, 100*time.Millisecond, 30*time.Second)
+	return p
 }
 
 // ---------------------------------------------------------------------------
@@ -889,25 +906,10 @@ func outagePhase(at, from, to time.Time) string {
 // finish), the operator's page must reconnect with since/epoch and get the call's
 // end with no frame missing, and the answers sent before the kill must be kept.
 func TestDeskRestartKeepsCalls(t *testing.T) {
-	rs := redistest.StartServer(t)
-	bin := buildDesk(t)
-	d := newDeskProcess(t, bin, rs.Addr, nil)
-	d.start()
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
-	op := setupOperator(t, admin, d.Base, "ivan")
-	page := newLivePage(op, nil)
-	if err := page.connect(); err != nil {
-		t.Fatal(err)
-	}
-	page.waitFor(t, "snapshot", 5*time.Second, ofType("snapshot"))
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newSipp(t)
-	phonePort := strconv.Itoa(freePort(t))
-	s.register(ctx, d.testDesk(), "ivan", "ivan-sip", phonePort, "u1", "600")
-	phone, phoneOut := startPhone(ctx, t, s, phonePort, 1, 100*time.Millisecond, 30*time.Second)
+	p := startDeskProcessWithPhone(ctx, t, nil)
+	d, op, page, s, phone, phoneOut := p.d, p.op, p.page, p.s, p.phone, p.phoneOut
 	time.Sleep(200 * time.Millisecond)
 
 	const ackDelay, hold = 2500 * time.Millisecond, 2 * time.Second
@@ -1030,26 +1032,11 @@ func TestDeskRestartKeepsCalls(t *testing.T) {
 // with Retry-After, the live call ends normally (its BYE routed), and the process
 // exits once it ended, well before the drain timeout.
 func TestDrainOnSIGTERM(t *testing.T) {
-	rs := redistest.StartServer(t)
-	bin := buildDesk(t)
 	const drainTimeout = 10 * time.Second
-	d := newDeskProcess(t, bin, rs.Addr, map[string]string{"DESK_DRAIN_TIMEOUT": drainTimeout.String()})
-	d.start()
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
-	op := setupOperator(t, admin, d.Base, "ivan")
-	page := newLivePage(op, nil)
-	if err := page.connect(); err != nil {
-		t.Fatal(err)
-	}
-	page.waitFor(t, "snapshot", 5*time.Second, ofType("snapshot"))
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := newSipp(t)
-	phonePort := strconv.Itoa(freePort(t))
-	s.register(ctx, d.testDesk(), "ivan", "ivan-sip", phonePort, "u1", "600")
-	phone, phoneOut := startPhone(ctx, t, s, phonePort, 1, 100*time.Millisecond, 30*time.Second)
+	p := startDeskProcessWithPhone(ctx, t, map[string]string{"DESK_DRAIN_TIMEOUT": drainTimeout.String()})
+	d, page, s, phone, phoneOut := p.d, p.page, p.s, p.phone, p.phoneOut
 	time.Sleep(200 * time.Millisecond)
 	const hold = 3 * time.Second
 	callers := s.file("drain_callers.csv", "SEQUENTIAL\n+79160000300;Drain Caller;\n")

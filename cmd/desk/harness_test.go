@@ -116,9 +116,9 @@ func newWebClient(t *testing.T, base string) *webClient {
 	return &webClient{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
 }
 
-// do sends JSON and decodes the JSON answer into out (when not nil).
-func (c *webClient) do(method, path string, body any, out any) int {
-	c.t.Helper()
+// send sends JSON and returns the status and body; a network error is returned, not
+// fatal, for tests that expect the desk to be down for a while.
+func (c *webClient) send(method, path string, body any) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -129,16 +129,26 @@ func (c *webClient) do(method, path string, body any, out any) int {
 	req.Header.Set("Origin", c.base)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, nil
+}
+
+// do sends JSON and decodes the JSON answer into out (when not nil).
+func (c *webClient) do(method, path string, body any, out any) int {
+	c.t.Helper()
+	status, data, err := c.send(method, path, body)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			c.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, data, err)
+			c.t.Fatalf("%s %s: %d %q: %v", method, path, status, data, err)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 func (c *webClient) mustDo(method, path string, body any, out any) {
