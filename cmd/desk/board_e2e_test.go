@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/calldesk/desk/desk"
-	"github.com/calldesk/desk/desk/redistest"
 )
 
 // TestSupervisorSeesThreeLiveCalls is the supervisor's desk through the real call
@@ -18,13 +17,7 @@ import (
 // reaches one operator and his acknowledgement comes back; and the calls report
 // counts exactly the calls that were made.
 func TestSupervisorSeesThreeLiveCalls(t *testing.T) {
-	rs := redistest.StartServer(t)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
+	d, admin, _ := startDeskAsAdmin(t, nil)
 	admin.mustDo("POST", "/api/users", map[string]string{"login": "sveta", "name": "Sveta",
 		"role": "supervisor", "password": "Sv3ta-pass"}, nil)
 	sup := newWebClient(t, d.Base)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/calldesk/desk/desk"
 	"github.com/calldesk/desk/desk/redisstore"
-	"github.com/calldesk/desk/desk/redistest"
 )
 
 // TestSippCallPopsBeforeAnswer is the call path end to end with real peers: sipp
@@ -29,13 +28,7 @@ func TestSippCallPopsBeforeAnswer(t *testing.T) {
 		{"t1", "TCP"},
 	} {
 		t.Run(tc.trace, func(t *testing.T) {
-			rs := redistest.StartServer(t)
-			d := startDesk(t, map[string]string{
-				"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-				"DESK_ADMIN":     "admin:Adm1n-pass",
-			})
-			admin := newWebClient(t, d.Base)
-			admin.login("admin", "Adm1n-pass")
+			d, admin, rs := startDeskAsAdmin(t, nil)
 			admin.mustDo("POST", "/api/users", map[string]string{"login": "ivan", "name": "Ivan Petrov",
 				"role": "operator", "password": "Iv4n-web-pass", "sip_password": "ivan-sip-secret"}, nil)
 			var contact desk.Contact

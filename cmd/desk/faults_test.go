@@ -516,13 +516,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	)
 	total := int((before + outage + after).Seconds()) * rate
 
-	rs := redistest.StartServer(t)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
+	d, admin, rs := startDeskAsAdmin(t, nil)
 	// The callers are 100 known contacts, so the wrap-up needs only a source and an
 	// outcome, and no one contact's history takes every call.
 	var callerLines strings.Builder
@@ -1227,13 +1221,7 @@ func rawCallStatus(t *testing.T, deskAddr, from string) (int, string) {
 // caller send its BYE three times: the desk must store exactly one call and pop it
 // once (one call.ringing, one call.answered, one call.ended).
 func TestRetransmissionsMakeOneCall(t *testing.T) {
-	rs := redistest.StartServer(t)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
+	d, admin, rs := startDeskAsAdmin(t, nil)
 	op := setupOperator(t, admin, d.Base, "ivan")
 	page := newLivePage(op, nil)
 	if err := page.connect(); err != nil {
@@ -1400,13 +1388,7 @@ func TestRetransmissionsMakeOneCall(t *testing.T) {
 // answers (each a script.progress frame) and reconnects it with since and epoch:
 // the frames of both connections together must have consecutive seqs, none missed.
 func TestWebsocketDropResumes(t *testing.T) {
-	rs := redistest.StartServer(t)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
+	d, admin, _ := startDeskAsAdmin(t, nil)
 	op := setupOperator(t, admin, d.Base, "ivan")
 	var progress atomic.Int64
 	page := newLivePage(op, func(f frame) {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calldesk/desk/desk/redistest"
 	"github.com/gorilla/websocket"
 )
 
@@ -84,6 +85,21 @@ func startDesk(t *testing.T, env map[string]string) *testDesk {
 		}
 	})
 	return d
+}
+
+// startDeskAsAdmin starts the desk on a private redis-server with admin
+// "admin:Adm1n-pass" and returns it with the admin logged in, and the Redis server.
+func startDeskAsAdmin(t *testing.T, env map[string]string) (*testDesk, *webClient, *redistest.Server) {
+	t.Helper()
+	rs := redistest.StartServer(t)
+	vars := map[string]string{"DESK_REDIS_URL": "redis://" + rs.Addr + "/0", "DESK_ADMIN": "admin:Adm1n-pass"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	d := startDesk(t, vars)
+	admin := newWebClient(t, d.Base)
+	admin.login("admin", "Adm1n-pass")
+	return d, admin, rs
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.

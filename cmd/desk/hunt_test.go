@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/calldesk/desk/desk"
-	"github.com/calldesk/desk/desk/redistest"
 )
 
 // TestRingTimeoutHuntsThenMisses runs the routing rules through real SIP: the
@@ -20,16 +19,11 @@ import (
 // the desk cancels it and hunts to the other free operator, who answers. Then, with
 // no phone registered anywhere, a call gets 480 and shows as missed.
 func TestRingTimeoutHuntsThenMisses(t *testing.T) {
-	rs := redistest.StartServer(t)
 	cfgFile := filepath.Join(t.TempDir(), "desk.yaml")
 	os.WriteFile(cfgFile, []byte("ring_timeout: 1s\n"), 0o644)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-		"DESK_CONFIG":    cfgFile,
+	d, admin, _ := startDeskAsAdmin(t, map[string]string{
+		"DESK_CONFIG": cfgFile,
 	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
 	for _, login := range []string{"ivan", "petr"} {
 		admin.mustDo("POST", "/api/users", map[string]string{"login": login, "name": strings.ToUpper(login[:1]) + login[1:],
 			"role": "operator", "password": login + "-web-pass", "sip_password": login + "-sip"}, nil)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/calldesk/desk/desk"
-	"github.com/calldesk/desk/desk/redistest"
 )
 
 // TestSalesRecordAcrossTwoCalls is the sales record end to end, through real SIP and
@@ -21,13 +20,7 @@ import (
 // from the same number, written another way, pops the card with the history, the
 // open promise and the note.
 func TestSalesRecordAcrossTwoCalls(t *testing.T) {
-	rs := redistest.StartServer(t)
-	d := startDesk(t, map[string]string{
-		"DESK_REDIS_URL": "redis://" + rs.Addr + "/0",
-		"DESK_ADMIN":     "admin:Adm1n-pass",
-	})
-	admin := newWebClient(t, d.Base)
-	admin.login("admin", "Adm1n-pass")
+	d, admin, _ := startDeskAsAdmin(t, nil)
 	admin.mustDo("POST", "/api/users", map[string]string{"login": "ivan", "name": "Ivan Petrov",
 		"role": "operator", "password": "Iv4n-web-pass", "sip_password": "ivan-sip"}, nil)
 	op := newWebClient(t, d.Base)
