@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // errPayload is returned when an event payload does not marshal to a JSON object.
@@ -16,11 +17,18 @@ var errPayload = errors.New("payload is not a JSON object")
 // build the frame with plain concatenation, without re-encoding the payload.
 type framePart struct {
 	head []byte // {"type":"call.ringing","seq":
-	tail []byte // ,"call":{...}}  or  }
+	tail []byte // ,"at":"2026-11-26T21:00:00.123456Z","call":{...}}
 }
 
-// splitFrame encodes typ and payload into the two halves of a frame.
-func splitFrame(typ string, payload any) (framePart, error) {
+// atLayout formats the publish time of an event frame: RFC 3339 in UTC with
+// microseconds, always the same width ("2026-11-26T21:00:00.123456Z").
+const atLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// splitFrame encodes typ, the publish time at and payload into the two halves of
+// a frame. The time sits in the tail, so every channel, every node and every
+// replay from the history carries the same "at" as the first delivery. Like type
+// and seq, "at" is a top-level name that payloads must not use.
+func splitFrame(typ string, at time.Time, payload any) (framePart, error) {
 	body, err := payloadFields(payload)
 	if err != nil {
 		return framePart{}, err
@@ -33,7 +41,10 @@ func splitFrame(typ string, payload any) (framePart, error) {
 	head = append(head, `{"type":`...)
 	head = append(head, t...)
 	head = append(head, `,"seq":`...)
-	tail := make([]byte, 0, len(body)+2)
+	tail := make([]byte, 0, len(body)+len(atLayout)+10)
+	tail = append(tail, `,"at":"`...)
+	tail = at.UTC().AppendFormat(tail, atLayout)
+	tail = append(tail, '"')
 	if len(body) > 0 {
 		tail = append(tail, ',')
 		tail = append(tail, body...)

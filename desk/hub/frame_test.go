@@ -10,6 +10,8 @@ import (
 )
 
 func TestSplitFrame(t *testing.T) {
+	// Not UTC, with nanoseconds: the frame has it in UTC, to the microsecond.
+	at := time.Date(2026, 11, 27, 0, 0, 0, 123456789, time.FixedZone("MSK", 3*3600))
 	cases := []struct {
 		name    string
 		typ     string
@@ -17,17 +19,17 @@ func TestSplitFrame(t *testing.T) {
 		want    string
 		wantErr error
 	}{
-		{"object", "call.ringing", map[string]int{"a": 1}, `{"type":"call.ringing","seq":7,"a":1}`, nil},
-		{"nil payload", "x", nil, `{"type":"x","seq":7}`, nil},
-		{"empty object", "x", struct{}{}, `{"type":"x","seq":7}`, nil},
-		{"raw object with spaces", "x", json.RawMessage(` { "b" : [1] } `), `{"type":"x","seq":7,"b" : [1]}`, nil},
-		{"type is escaped", `a"b`, nil, `{"type":"a\"b","seq":7}`, nil},
+		{"object", "call.ringing", map[string]int{"a": 1}, `{"type":"call.ringing","seq":7,"at":"2026-11-26T21:00:00.123456Z","a":1}`, nil},
+		{"nil payload", "x", nil, `{"type":"x","seq":7,"at":"2026-11-26T21:00:00.123456Z"}`, nil},
+		{"empty object", "x", struct{}{}, `{"type":"x","seq":7,"at":"2026-11-26T21:00:00.123456Z"}`, nil},
+		{"raw object with spaces", "x", json.RawMessage(` { "b" : [1] } `), `{"type":"x","seq":7,"at":"2026-11-26T21:00:00.123456Z","b" : [1]}`, nil},
+		{"type is escaped", `a"b`, nil, `{"type":"a\"b","seq":7,"at":"2026-11-26T21:00:00.123456Z"}`, nil},
 		{"array refused", "x", []int{1}, "", errPayload},
 		{"string refused", "x", "s", "", errPayload},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := splitFrame(tc.typ, tc.payload)
+			p, err := splitFrame(tc.typ, at, tc.payload)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
@@ -80,10 +82,11 @@ func benchPop() desk.Pop {
 // once, split around seq, and a frame is built per channel (two audiences).
 func BenchmarkEncodeFrame(b *testing.B) {
 	pop := benchPop()
+	now := time.Now()
 	b.ReportAllocs()
 	var buf []byte
 	for i := 0; b.Loop(); i++ {
-		p, err := splitFrame(desk.EventCallRinging, pop)
+		p, err := splitFrame(desk.EventCallRinging, now, pop)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,7 +98,7 @@ func BenchmarkEncodeFrame(b *testing.B) {
 
 // BenchmarkAppendFrame is the per-channel part alone (local fallback delivery).
 func BenchmarkAppendFrame(b *testing.B) {
-	p, err := splitFrame(desk.EventCallRinging, benchPop())
+	p, err := splitFrame(desk.EventCallRinging, time.Now(), benchPop())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -117,7 +117,7 @@ type Hub struct {
 	redisTimeout time.Duration
 	upgrader     websocket.Upgrader
 
-	queue chan desk.Event
+	queue chan queued
 	stop  chan struct{}
 	once  sync.Once
 	m     *metrics
@@ -167,7 +167,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Hub {
 		h.node = randomID()
 	}
 	h.localEpoch = "local-" + h.node + "-" + randomID()
-	h.queue = make(chan desk.Event, h.publishQueue)
+	h.queue = make(chan queued, h.publishQueue)
 	h.m = newMetrics(h.reg)
 	return h
 }
@@ -200,11 +200,20 @@ func (h *Hub) Run(ctx context.Context) error {
 	return nil
 }
 
+// queued is an event waiting to be published, with the time Publish took it.
+type queued struct {
+	ev desk.Event
+	at time.Time
+}
+
 // Publish queues ev for every node's pages and returns at once. When the queue is
 // full the event is dropped and counted: the SIP path must never wait on pages.
+//
+// The time of the call is the event's "at": every frame of the event carries it,
+// so the delay from an event to its delivery on a page can be measured.
 func (h *Hub) Publish(ev desk.Event) {
 	select {
-	case h.queue <- ev:
+	case h.queue <- queued{ev: ev, at: time.Now()}:
 	default:
 		h.m.dropped.WithLabelValues("queue_full").Inc()
 		h.log.Warn("hub: publish queue full, event dropped", "type", ev.Type)
@@ -216,8 +225,8 @@ func (h *Hub) publishLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-h.queue:
-			h.publish(ctx, ev)
+		case q := <-h.queue:
+			h.publish(ctx, q.ev, q.at)
 		}
 	}
 }
@@ -284,9 +293,9 @@ end
 return redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 `)
 
-func (h *Hub) publish(ctx context.Context, ev desk.Event) {
+func (h *Hub) publish(ctx context.Context, ev desk.Event, at time.Time) {
 	start := time.Now()
-	part, err := splitFrame(ev.Type, ev.Payload)
+	part, err := splitFrame(ev.Type, at, ev.Payload)
 	if err != nil {
 		h.m.dropped.WithLabelValues("bad_payload").Inc()
 		h.log.Error("hub: event dropped", "type", ev.Type, "err", err)
