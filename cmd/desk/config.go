@@ -31,6 +31,9 @@ type config struct {
 	SIPAuthFailures int
 	// TrustedProxies are the networks (CIDRs) whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
+	// PprofAddr, when set, serves net/http/pprof there, apart from the public
+	// HTTP address, so profiles are never reachable from the pages' listener.
+	PprofAddr string
 }
 
 // env names, kept together because they are a public interface.
@@ -51,6 +54,7 @@ var envNames = map[string]string{
 	"sip-burst":         "DESK_SIP_BURST",
 	"sip-auth-failures": "DESK_SIP_AUTH_FAILURES",
 	"trusted-proxies":   "DESK_TRUSTED_PROXIES",
+	"pprof-addr":        "DESK_PPROF_ADDR",
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -95,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("DESK_SIP_AUTH_FAILURES: %w", err)
 	}
 	fs.IntVar(&c.SIPAuthFailures, "sip-auth-failures", fails, "failed REGISTERs per source address per minute before it is refused unchecked, 0 for the default 5 ($DESK_SIP_AUTH_FAILURES)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", env("pprof-addr", ""), "address serving /debug/pprof for profiling, e.g. 127.0.0.1:6060; empty (the default) serves none ($DESK_PPROF_ADDR)")
 	proxies := fs.String("trusted-proxies", env("trusted-proxies", ""), "comma-separated CIDRs of HTTP proxies whose X-Forwarded-For is believed ($DESK_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

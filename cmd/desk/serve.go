@@ -199,6 +199,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 
+	if cfg.PprofAddr != "" {
+		pp, err := servePprof(runCtx, cfg.PprofAddr)
+		if err != nil {
+			return err
+		}
+		log.Info("pprof serving", "addr", pp)
+		fmt.Fprintf(stdout, "desk: pprof http://%s/debug/pprof/\n", pp)
+	}
 	printBanner(stdout, cfg, httpLn.Addr().String(), sipSrv.Addr(), sipHost)
 	log.Info("desk started", "http", httpLn.Addr().String(), "sip", sipSrv.Addr(), "domain", cfg.SIPDomain,
 		"redis", redactURL(cfg.RedisURL), "scripts", scriptSet.IDs())

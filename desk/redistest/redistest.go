@@ -100,6 +100,12 @@ func StartServer(t testing.TB) *Server {
 	return s
 }
 
+// NewServer returns a private redis-server on 127.0.0.1:port that keeps its files
+// in dir, for tools outside tests (the load harness); call Start, then Stop.
+func NewServer(dir string, port int) *Server {
+	return &Server{dir: dir, port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+}
+
 // Start (re)starts the server on its port and waits until it answers.
 func (s *Server) Start() error {
 	bin, err := exec.LookPath("redis-server")
