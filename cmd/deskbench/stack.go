@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/calldesk/desk/desk"
+	"github.com/calldesk/desk/desk/redisstore"
+	"github.com/calldesk/desk/desk/redistest"
+)
+
+const (
+	domain      = "127.0.0.1"  // realm and domain, as the desk's tests use
+	password    = "bench-Pa55" // every bench user's web and SIP password
+	supervisor  = "sup"
+	knownCalls  = 500 // contacts the desk knows; half the callers are among them
+	deskPrefix  = "desk:"
+	sessionLife = 6 * time.Hour
+)
+
+// bench is one harness run: the processes it started and what it measures with.
+type bench struct {
+	o     *options
+	log   io.Writer
+	dir   string
+	repo  string
+	sipps string // the project's sipp scenarios
+
+	redisSrv *redistest.Server
+	redisURL string
+	rdb      *redis.Client
+	store    *redisstore.Store
+	sessions map[string]string // login → session token
+
+	desk    *process
+	web     string // http://127.0.0.1:PORT
+	sipAddr string
+	pprof   string
+
+	phones []*phone // sipp UASes answering for the operators
+
+	operators *operatorPool
+}
+
+// process is a child the harness started and must stop.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func (p *process) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *bench) start(name string, cmd *exec.Cmd) (*process, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the harness
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "deskbench: "+format+"\n", args...)
+}
+
+// newBench starts Redis, provisions the users, builds and starts the desk and the
+// operators' phone (one sipp UAS that answers for every operator).
+func newBench(ctx context.Context, o *options, log io.Writer) (b *bench, err error) {
+	b = &bench{o: o, log: log, sessions: map[string]string{}}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	for _, tool := range []string{"sipp", "redis-server"} {
+		if _, err := exec.LookPath(tool); err != nil && (tool == "sipp" || o.RedisURL == "") {
+			return nil, fmt.Errorf("%s is not installed (Debian: apt-get install sip-tester redis-server; .ci/test does it)", tool)
+		}
+	}
+	if b.repo, err = findRepo(o.Repo); err != nil {
+		return nil, err
+	}
+	b.sipps = filepath.Join(b.repo, "cmd", "desk", "testdata", "sipp")
+	if b.dir, err = os.MkdirTemp("", "deskbench-"); err != nil {
+		return nil, err
+	}
+	b.logf("work files in %s", b.dir)
+
+	b.redisURL = o.RedisURL
+	if b.redisURL == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		b.redisSrv = redistest.NewServer(filepath.Join(b.dir, "redis"), port)
+		os.MkdirAll(filepath.Join(b.dir, "redis"), 0o755)
+		if err := b.redisSrv.Start(); err != nil {
+			return nil, err
+		}
+		b.redisURL = "redis://" + b.redisSrv.Addr + "/0"
+	}
+	ropt, err := redis.ParseURL(b.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	b.rdb = redis.NewClient(ropt)
+	b.store = redisstore.New(b.rdb, redisstore.WithPrefix(deskPrefix))
+	if err := b.provision(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.startDesk(ctx); err != nil {
+		return nil, err
+	}
+	b.operators = newOperatorPool(b)
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.operators != nil {
+		b.operators.close()
+	}
+	for _, p := range b.phones {
+		p.proc.stop()
+	}
+	b.desk.stop()
+	if b.rdb != nil {
+		b.rdb.Close()
+	}
+	if b.redisSrv != nil {
+		b.redisSrv.Stop()
+	}
+}
+
+// findRepo walks up from dir (default: the working directory) to the go.mod of
+// the desk's module.
+func findRepo(dir string) (string, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.Getwd(); err != nil {
+			return "", err
+		}
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/calldesk/desk\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no desk go.mod above %s; run from the project or pass -repo", dir)
+		}
+	}
+}
+
+// opLogin names the i-th operator (from 1).
+func opLogin(i int) string { return "op" + strconv.Itoa(i) }
+
+// provision writes the bench users, their sessions and the known contacts straight
+// into the store the desk will use. Users share one argon2id hash, computed once:
+// the login's deliberate cost is not what this harness measures, and 2,000 of them
+// would take a minute. Everything else goes through the desk as in production.
+func (b *bench) provision(ctx context.Context) error {
+	hash, err := desk.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	total := b.o.Operators + b.o.Registrations
+	users := []*desk.User{{Login: supervisor, Name: "Bench supervisor", Role: desk.RoleSupervisor, PasswordHash: hash}}
+	for i := 1; i <= total; i++ {
+		l := opLogin(i)
+		users = append(users, &desk.User{Login: l, Name: "Operator " + strconv.Itoa(i), Role: desk.RoleOperator,
+			PasswordHash: hash, SIPHA1: desk.SIPHA1(l, domain, password)})
+	}
+	for _, u := range users {
+		if err := b.store.CreateUser(ctx, u); err != nil && !errors.Is(err, desk.ErrExists) {
+			return fmt.Errorf("provision %s: %w", u.Login, err)
+		}
+		tok, err := b.store.CreateSession(ctx, u.Login, sessionLife)
+		if err != nil {
+			return fmt.Errorf("provision session %s: %w", u.Login, err)
+		}
+		b.sessions[u.Login] = tok
+	}
+	for i := 0; i < knownCalls; i++ {
+		c := &desk.Contact{Name: fmt.Sprintf("Known caller %d", i), Company: "Bench Client " + strconv.Itoa(i%37),
+			Phones: []string{knownNumber(i)}}
+		if err := b.store.CreateContact(ctx, c); err != nil && !errors.Is(err, desk.ErrExists) {
+			return fmt.Errorf("provision contact: %w", err)
+		}
+	}
+	b.logf("provisioned %d users and %d contacts", len(users), knownCalls)
+	return nil
+}
+
+func knownNumber(i int) string   { return fmt.Sprintf("+7495100%04d", i) }
+func unknownNumber(i int) string { return fmt.Sprintf("+7495200%04d", i) }
+
+var (
+	webLine   = regexp.MustCompile(`desk: web\s+(http://\S+?)/\s`)
+	sipLine   = regexp.MustCompile(`desk: sip\s+(\S+) `)
+	pprofLine = regexp.MustCompile(`desk: pprof\s+http://(\S+?)/debug`)
+)
+
+// startDesk builds the desk (unless -desk names a binary) and starts it on free
+// loopback ports with the per-source SIP limits lifted: every sipp peer shares
+// 127.0.0.1, which the limits would rightly take for a flood.
+func (b *bench) startDesk(ctx context.Context) error {
+	bin := b.o.DeskBin
+	if bin == "" {
+		bin = filepath.Join(b.dir, "desk")
+		b.logf("building the desk")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/desk")
+		cmd.Dir = b.repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/desk: %v\n%s", err, out)
+		}
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DESK_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"DESK_HTTP_ADDR=127.0.0.1:0",
+		"DESK_SIP_ADDR=127.0.0.1:0",
+		"DESK_SIP_DOMAIN="+domain,
+		"DESK_REDIS_URL="+b.redisURL,
+		"DESK_SCRIPTS="+filepath.Join(b.repo, "scripts"),
+		"DESK_NODE=bench",
+		"DESK_DEMO=false",
+		"DESK_SIP_RATE=1000000",
+		"DESK_SIP_BURST=1000000",
+		"DESK_PPROF_ADDR=127.0.0.1:0",
+		"DESK_DRAIN_TIMEOUT=1s",
+	)
+	logf, err := os.Create(filepath.Join(b.dir, "desk.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if b.desk, err = b.start("desk", cmd); err != nil {
+		return err
+	}
+	banner := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			select {
+			case banner <- sc.Text():
+			default:
+			}
+		}
+	}()
+	deadline := time.After(30 * time.Second)
+	for b.web == "" || b.sipAddr == "" || b.pprof == "" {
+		select {
+		case line := <-banner:
+			if m := webLine.FindStringSubmatch(line + " "); m != nil {
+				b.web = m[1]
+			}
+			if m := sipLine.FindStringSubmatch(line); m != nil {
+				b.sipAddr = m[1]
+			}
+			if m := pprofLine.FindStringSubmatch(line); m != nil {
+				b.pprof = m[1]
+			}
+		case <-b.desk.done:
+			return fmt.Errorf("desk exited at start (%v); see %s", b.desk.err, logf.Name())
+		case <-deadline:
+			return fmt.Errorf("desk printed no addresses within 30s; see %s", logf.Name())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.logf("desk pid %d: web %s, sip %s", b.desk.cmd.Process.Pid, b.web, b.sipAddr)
+	return nil
+}
+
+// phone is one sipp UAS that answers, after -ring, for a batch of operators. The
+// desk sends a UDP INVITE to the address the REGISTER came from (what a NAT lets
+// back in), so a batch registers from the port its phone then listens on.
+type phone struct {
+	port int
+	proc *process
+	stat string
+}
+
+// startPhone starts the phone of the operators registered from port.
+func (b *bench) startPhone(port int) (*phone, error) {
+	ph := &phone{port: port, stat: filepath.Join(b.dir, fmt.Sprintf("phone_%d_stat.csv", port))}
+	cmd := b.sippCmd("-sf", filepath.Join(b.sipps, "uas.xml"), "-p", strconv.Itoa(port),
+		"-d", ms(b.o.Ring), "-trace_stat", "-stf", ph.stat, "-fd", "1")
+	var err error
+	if ph.proc, err = b.start("sipp phone", cmd); err != nil {
+		return nil, err
+	}
+	b.phones = append(b.phones, ph)
+	time.Sleep(300 * time.Millisecond)
+	if ph.proc.exited() {
+		return nil, fmt.Errorf("sipp phone exited at start: %v", ph.proc.err)
+	}
+	return ph, nil
+}
+
+// phoneRetrans sums the phones' retransmissions so far.
+func (b *bench) phoneRetrans() int {
+	n := 0
+	for _, p := range b.phones {
+		st, _ := readStats(p.stat)
+		n += st.Retransmissions
+	}
+	return n
+}
+
+// sippCmd is sipp bound to loopback, without a keyboard, with large socket
+// buffers so that the figures are the servers', not sipp's UDP queue.
+func (b *bench) sippCmd(args ...string) *exec.Cmd {
+	base := []string{"-i", "127.0.0.1", "-nostdin", "-t", "u1", "-buff_size", "4194304"}
+	cmd := exec.Command("sipp", append(base, args...)...)
+	cmd.Dir = b.dir
+	return cmd
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+func freePort() (int, error) {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port")
+}
+
+// httpGet fetches url and returns the body; used for /metrics and pprof.
+func httpGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return body, err
+}
+
+// writeFile writes a work file and returns its path.
+func (b *bench) writeFile(name, content string) (string, error) {
+	p := filepath.Join(b.dir, name)
+	return p, os.WriteFile(p, []byte(content), 0o644)
+}
