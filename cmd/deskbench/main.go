@@ -72,7 +72,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("deskbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.Operators, "operators", 50, "operator phones (sipp, digest-registered) with a logged-in page each")
-	rates := fs.String("rates", "100,200,300,400,500,600,800,1000", "calls/s tried in order for the clean rate; the search stops at the first unclean one and tries the midpoint once")
+	rates := fs.String("rates", "100,200,300,400,600,800,1000,1500,2000,3000,4000", "calls/s tried in order for the clean rate; the search stops at the first unclean one and tries the midpoint once")
 	fs.DurationVar(&o.Step, "step", 10*time.Second, "how long each rate runs (the clean rate needs at least 10s)")
 	fs.DurationVar(&o.Ring, "ring", 20*time.Millisecond, "how long an operator's phone rings before it answers")
 	fs.DurationVar(&o.Talk, "talk", 0, "how long callers hold after the answer in the rate, pop and fan-out phases")

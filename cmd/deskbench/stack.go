@@ -351,6 +351,22 @@ func (b *bench) startPhone(port int) (*phone, error) {
 	return ph, nil
 }
 
+// restartPhones starts every phone afresh on its port, dropping the calls it still
+// held; the bindings stay valid, as they name the port.
+func (b *bench) restartPhones() error {
+	old := b.phones
+	b.phones = nil
+	for _, p := range old {
+		p.proc.stop()
+	}
+	for _, p := range old {
+		if _, err := b.startPhone(p.port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // phoneRetrans sums the phones' retransmissions so far.
 func (b *bench) phoneRetrans() int {
 	n := 0
