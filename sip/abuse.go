@@ -327,7 +327,7 @@ func (s *Server) dropReason(ip netip.Addr, ua []byte) string {
 	if s.abuse.isScannerUA(ua) {
 		return "scanner"
 	}
-	if s.trustedAddr(ip) {
+	if s.trustedAddr(ip) || s.isFront(ip.String()) {
 		return ""
 	}
 	if !s.abuse.rate.allow(ip.String()) {
@@ -373,7 +373,9 @@ func (s *Server) dropped(reason, source, user string) {
 // login and logs it in the fail2ban-friendly form documented in docs/security.md.
 func (s *Server) authFailure(source, user, reason string) {
 	ip := hostOf(source)
-	s.abuse.perIP.add(ip)
+	if !s.isFront(ip) { // the front carries every phone: one bad phone must not lock out all
+		s.abuse.perIP.add(ip)
+	}
 	s.abuse.perUser.add(user)
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	s.log.Warn("sip auth failure", "ip", ip, "source", source, "user", sanitizeHeaderValue(user), "reason", reason)
@@ -385,7 +387,7 @@ func (s *Server) authFailure(source, user, reason string) {
 // out the phones already registered with it).
 func (s *Server) authThrottled(source, user string) bool {
 	ip := hostOf(source)
-	if s.abuse.perIP.blocked(ip) {
+	if !s.isFront(ip) && s.abuse.perIP.blocked(ip) {
 		return true
 	}
 	if s.abuse.perUser.blocked(user) {
@@ -404,6 +406,11 @@ func hostOf(addr string) string {
 		return h
 	}
 	return addr
+}
+
+// isFront tells whether ip is the SIP front's (WithFront).
+func (s *Server) isFront(ip string) bool {
+	return s.cfg.front != "" && strings.EqualFold(strings.Trim(ip, "[]"), s.cfg.frontHost)
 }
 
 func (s *Server) trustedAddr(ip netip.Addr) bool {

@@ -3,7 +3,10 @@ package sip
 import (
 	"crypto/rand"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +39,9 @@ type config struct {
 	inDialogTimeout time.Duration
 	limits          Limits
 	now             func() time.Time
+	front           string // host:port of the SIP front (dispatcher), "" when none
+	frontHost       string
+	frontPort       int
 }
 
 func defaultConfig() config {
@@ -145,6 +151,18 @@ func WithRetryAfter(sec int) Option {
 // field turns that limit off.
 func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
 
+// WithFront names the SIP front (host:port, e.g. a Kamailio dispatcher) that
+// phones and trunks reach this desk node through, when several nodes share one
+// Redis. The node's Record-Route then names the front, with the node's own
+// address in a "dn" URI parameter, so in-dialog requests come back through the
+// front: it sends them to this node while it lives and to any other node when it
+// does not, and any node can route them (the desk routes in-dialog requests by
+// their Route set, not by memory). Requests whose Request-URI or Route names the
+// front are this node's. The front's address is exempt from the per-source
+// request rate and the per-IP failed-auth throttle, as it carries every phone's
+// traffic; the front must apply those itself (Kamailio's pike module).
+func WithFront(hostport string) Option { return func(c *config) { c.front = hostport } }
+
 // WithClock sets the clock of nonces, rate limits and failure windows; for tests.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
@@ -160,6 +178,17 @@ func (c *config) finish() {
 	if len(c.nonceKey) == 0 {
 		c.nonceKey = make([]byte, 32)
 		_, _ = rand.Read(c.nonceKey)
+	}
+	if c.front != "" {
+		if h, p, err := net.SplitHostPort(c.front); err == nil {
+			c.frontHost = sanitizeHost(strings.Trim(h, "[]"))
+			c.frontPort, _ = strconv.Atoi(p)
+		} else {
+			c.frontHost, c.frontPort = sanitizeHost(c.front), 5060
+		}
+		if c.frontHost == "" {
+			c.front = ""
+		}
 	}
 	if c.maxExpires < c.minExpires {
 		c.maxExpires = c.minExpires

@@ -116,6 +116,12 @@ func (s *Server) stampOutgoing(fwd *sipmsg.Request, transport, dest string) {
 // recordRoute returns our Record-Route value for one transport side.
 func (s *Server) recordRoute(transport string) *sipmsg.RecordRouteHeader {
 	u := sipmsg.Uri{Scheme: "sip", Host: s.host, Port: s.port, UriParams: sipmsg.NewParams()}
+	if s.cfg.front != "" {
+		// Behind a front the dialog comes back through it; dn tells it which node
+		// handled the call, so it prefers this one while it lives (WithFront).
+		u.Host, u.Port = s.cfg.frontHost, s.cfg.frontPort
+		u.UriParams.Add("dn", net.JoinHostPort(s.host, strconv.Itoa(s.port)))
+	}
 	if transport == "TCP" {
 		u.UriParams.Add("transport", "tcp")
 	}

@@ -413,6 +413,9 @@ func (s *Server) destAllowed(dest string) bool {
 // listen IP or, when listening on all interfaces, a local address or "localhost".
 func (s *Server) isOurs(u sipmsg.Uri) bool {
 	host := strings.Trim(strings.ToLower(u.Host), "[]")
+	if s.cfg.front != "" && strings.EqualFold(host, s.cfg.frontHost) && (u.Port == s.cfg.frontPort || u.Port == 0 && s.cfg.frontPort == 5060) {
+		return true // the front's address stands for every node behind it
+	}
 	if u.Port != 0 && u.Port != s.port {
 		return false
 	}

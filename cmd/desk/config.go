@@ -34,6 +34,9 @@ type config struct {
 	// PprofAddr, when set, serves net/http/pprof there, apart from the public
 	// HTTP address, so profiles are never reachable from the pages' listener.
 	PprofAddr string
+	// SIPFront is the SIP front (a Kamailio dispatcher, host:port) several nodes
+	// sit behind; see sip.WithFront.
+	SIPFront string
 }
 
 // env names, kept together because they are a public interface.
@@ -55,6 +58,7 @@ var envNames = map[string]string{
 	"sip-auth-failures": "DESK_SIP_AUTH_FAILURES",
 	"trusted-proxies":   "DESK_TRUSTED_PROXIES",
 	"pprof-addr":        "DESK_PPROF_ADDR",
+	"sip-front":         "DESK_SIP_FRONT",
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -99,6 +103,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("DESK_SIP_AUTH_FAILURES: %w", err)
 	}
 	fs.IntVar(&c.SIPAuthFailures, "sip-auth-failures", fails, "failed REGISTERs per source address per minute before it is refused unchecked, 0 for the default 5 ($DESK_SIP_AUTH_FAILURES)")
+	fs.StringVar(&c.SIPFront, "sip-front", env("sip-front", ""), "host:port of the SIP front (a Kamailio dispatcher) when several desk nodes share one Redis: Record-Route names it so in-dialog requests survive a node ($DESK_SIP_FRONT)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("pprof-addr", ""), "address serving /debug/pprof for profiling, e.g. 127.0.0.1:6060; empty (the default) serves none ($DESK_PPROF_ADDR)")
 	proxies := fs.String("trusted-proxies", env("trusted-proxies", ""), "comma-separated CIDRs of HTTP proxies whose X-Forwarded-For is believed ($DESK_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {

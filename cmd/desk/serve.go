@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +138,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		desk.WithCallHooks(sales.CallEnded, sales.CallMissed),
 	)
 
+	// Every node must verify the nonces of every other: the key lives in Redis.
+	nonceKey, err := sharedSecret(ctx, rdb, keyPrefix+"sip:nonce-key")
+	if err != nil {
+		return err
+	}
 	sipSrv, err := sip.New(&sipHandler{store: store, sb: sb, pub: h, log: log},
 		sip.WithLogger(log),
 		sip.WithDomain(cfg.SIPDomain),
@@ -144,6 +151,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		sip.WithTrustedTrunks(settings.TrustedTrunks),
 		sip.WithRegisterer(reg),
 		sip.WithLimits(sipLimits(cfg)),
+		sip.WithFront(cfg.SIPFront),
+		sip.WithNonceKey(nonceKey),
 	)
 	if err != nil {
 		return err
@@ -384,4 +393,36 @@ func sipLimits(cfg *config) sip.Limits {
 		l.FailuresPerIP = cfg.SIPAuthFailures
 	}
 	return l
+}
+
+// sharedSecret returns the 32-byte secret at key, creating it when absent, so that
+// every node on one Redis uses the same one. It never expires: a nonce outlives no
+// restart otherwise, and phones would all re-authenticate at once.
+func sharedSecret(ctx context.Context, rdb redis.UniversalClient, key string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		ok, err := rdb.SetNX(ctx, key, hex.EncodeToString(fresh), 0).Result()
+		if err == nil && ok {
+			return fresh, nil
+		}
+		if err == nil {
+			v, gerr := rdb.Get(ctx, key).Result()
+			if b, derr := hex.DecodeString(v); gerr == nil && derr == nil && len(b) == 32 {
+				return b, nil
+			}
+			err = fmt.Errorf("malformed %s", key)
+			if gerr != nil {
+				err = gerr
+			}
+		}
+		if attempt >= 2 {
+			// A Redis away at start must not keep the desk down: nonces then stay
+			// this node's own until a restart, which costs re-challenges, not calls.
+			return fresh, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
