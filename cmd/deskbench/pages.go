@@ -18,11 +18,17 @@ import (
 	"github.com/calldesk/desk/desk/httpapi"
 )
 
+func (b *bench) session(login string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[login]
+}
+
 // dialPage opens the websocket of login's page, as the browser does: session
 // cookie and the desk's own Origin.
 func (b *bench) dialPage(ctx context.Context, login string) (*websocket.Conn, error) {
 	h := http.Header{}
-	h.Set("Cookie", httpapi.CookieName+"="+b.sessions[login])
+	h.Set("Cookie", httpapi.CookieName+"="+b.session(login))
 	h.Set("Origin", b.web)
 	d := websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 16 << 10}
 	conn, resp, err := d.DialContext(ctx, strings.Replace(b.web, "http", "ws", 1)+"/ws", h)
@@ -73,8 +79,8 @@ type operatorPool struct {
 	pops  map[string]time.Time // sip_call_id → when its call.ringing was read
 	wg    sync.WaitGroup
 
-	wrapups, wrapupErrors atomic.Int64
-	lastErr               atomic.Value
+	wrapups, wrapupErrors, retries atomic.Int64
+	lastErr                        atomic.Value
 }
 
 func newOperatorPool(b *bench) *operatorPool {
@@ -188,23 +194,38 @@ func (p *operatorPool) fail(err error) {
 
 func (p *operatorPool) send(login, method, path string, body any) error {
 	raw, _ := json.Marshal(body)
+	// Like the page: a 503 (the call's record is still being written, or Redis is
+	// away) is retried with backoff, so nothing typed is lost.
+	var err error
+	for attempt, wait := 0, 50*time.Millisecond; attempt < 30; attempt, wait = attempt+1, min(2*wait, time.Second) {
+		var status int
+		if status, err = p.sendOnce(login, method, path, raw); err == nil || status != http.StatusServiceUnavailable {
+			return err
+		}
+		p.retries.Add(1)
+		time.Sleep(wait)
+	}
+	return err
+}
+
+func (p *operatorPool) sendOnce(login, method, path string, raw []byte) (int, error) {
 	req, err := http.NewRequest(method, p.b.web+path, bytes.NewReader(raw))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Origin", p.b.web)
-	req.AddCookie(&http.Cookie{Name: httpapi.CookieName, Value: p.b.sessions[login]})
+	req.AddCookie(&http.Cookie{Name: httpapi.CookieName, Value: p.b.session(login)})
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s as %s: %d %s", method, path, login, resp.StatusCode, bytes.TrimSpace(msg))
+		return resp.StatusCode, fmt.Errorf("%s %s as %s: %d %s", method, path, login, resp.StatusCode, bytes.TrimSpace(msg))
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // report logs wrap-ups that failed since the last report: an operator whose
@@ -212,6 +233,9 @@ func (p *operatorPool) send(login, method, path string, body any) error {
 func (p *operatorPool) report() {
 	if n := p.wrapupErrors.Swap(0); n > 0 {
 		p.b.logf("%d wrap-ups failed; the last: %v", n, p.lastErr.Load())
+	}
+	if n := p.retries.Swap(0); n > 0 {
+		p.b.logf("%d answer or wrap-up requests were retried after a 503", n)
 	}
 }
 

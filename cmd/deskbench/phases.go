@@ -58,6 +58,9 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 		if port2, err = freePort(); err != nil {
 			return res, err
 		}
+		if err := b.addOperators(ctx, from, to); err != nil {
+			return res, err
+		}
 		b.logf("desk: %d digest REGISTERs", b.o.Registrations)
 		if res.Registrations, err = b.register(ctx, b.sipAddr, from, to, 5000, port2, port2, "desk_register"); err != nil {
 			return res, err

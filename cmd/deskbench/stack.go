@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +46,9 @@ type bench struct {
 	redisURL string
 	rdb      *redis.Client
 	store    *redisstore.Store
+	mu       sync.Mutex
 	sessions map[string]string // login → session token
+	hash     string            // the bench password, argon2id
 
 	desk    *process
 	web     string // http://127.0.0.1:PORT
@@ -196,31 +199,22 @@ func findRepo(dir string) (string, error) {
 // opLogin names the i-th operator (from 1).
 func opLogin(i int) string { return "op" + strconv.Itoa(i) }
 
-// provision writes the bench users, their sessions and the known contacts straight
-// into the store the desk will use. Users share one argon2id hash, computed once:
-// the login's deliberate cost is not what this harness measures, and 2,000 of them
-// would take a minute. Everything else goes through the desk as in production.
+// provision writes the supervisor, the first -operators operators, their sessions
+// and the known contacts straight into the store the desk will use; the memory
+// phase's operators are added when it starts (addOperators), so that the rate,
+// pop and fan-out phases see a team of -operators.
 func (b *bench) provision(ctx context.Context) error {
 	hash, err := desk.HashPassword(password)
 	if err != nil {
 		return err
 	}
-	total := b.o.Operators + b.o.Registrations
-	users := []*desk.User{{Login: supervisor, Name: "Bench supervisor", Role: desk.RoleSupervisor, PasswordHash: hash}}
-	for i := 1; i <= total; i++ {
-		l := opLogin(i)
-		users = append(users, &desk.User{Login: l, Name: "Operator " + strconv.Itoa(i), Role: desk.RoleOperator,
-			PasswordHash: hash, SIPHA1: desk.SIPHA1(l, domain, password)})
+	b.hash = hash
+	sup := &desk.User{Login: supervisor, Name: "Bench supervisor", Role: desk.RoleSupervisor, PasswordHash: hash}
+	if err := b.addUser(ctx, sup); err != nil {
+		return err
 	}
-	for _, u := range users {
-		if err := b.store.CreateUser(ctx, u); err != nil && !errors.Is(err, desk.ErrExists) {
-			return fmt.Errorf("provision %s: %w", u.Login, err)
-		}
-		tok, err := b.store.CreateSession(ctx, u.Login, sessionLife)
-		if err != nil {
-			return fmt.Errorf("provision session %s: %w", u.Login, err)
-		}
-		b.sessions[u.Login] = tok
+	if err := b.addOperators(ctx, 1, b.o.Operators); err != nil {
+		return err
 	}
 	for i := 0; i < knownCalls; i++ {
 		c := &desk.Contact{Name: fmt.Sprintf("Known caller %d", i), Company: "Bench Client " + strconv.Itoa(i%37),
@@ -229,7 +223,36 @@ func (b *bench) provision(ctx context.Context) error {
 			return fmt.Errorf("provision contact: %w", err)
 		}
 	}
-	b.logf("provisioned %d users and %d contacts", len(users), knownCalls)
+	b.logf("provisioned %d operators, a supervisor and %d contacts", b.o.Operators, knownCalls)
+	return nil
+}
+
+// addOperators provisions operators from..to. They share one argon2id hash,
+// computed once: the login's deliberate cost is not what this harness measures,
+// and 2,000 of them would take a minute. Everything else goes through the desk.
+func (b *bench) addOperators(ctx context.Context, from, to int) error {
+	for i := from; i <= to; i++ {
+		l := opLogin(i)
+		u := &desk.User{Login: l, Name: "Operator " + strconv.Itoa(i), Role: desk.RoleOperator,
+			PasswordHash: b.hash, SIPHA1: desk.SIPHA1(l, domain, password)}
+		if err := b.addUser(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) addUser(ctx context.Context, u *desk.User) error {
+	if err := b.store.CreateUser(ctx, u); err != nil && !errors.Is(err, desk.ErrExists) {
+		return fmt.Errorf("provision %s: %w", u.Login, err)
+	}
+	tok, err := b.store.CreateSession(ctx, u.Login, sessionLife)
+	if err != nil {
+		return fmt.Errorf("provision session %s: %w", u.Login, err)
+	}
+	b.mu.Lock()
+	b.sessions[u.Login] = tok
+	b.mu.Unlock()
 	return nil
 }
 
