@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,6 +64,78 @@ func BenchmarkClaimRelease(b *testing.B) {
 		}
 		if err := st.Release(ctx, "anna", "call-1"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// seedOperators fills st like the load harness: n operators and a few supervisors
+// and admins; every other operator registered, one in ten on a call, one in twenty
+// away, a third with a desk page open.
+func seedOperators(b *testing.B, st *redisstore.Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	for i := range 50 {
+		role := desk.RoleSupervisor
+		if i%5 == 0 {
+			role = desk.RoleAdmin
+		}
+		login := fmt.Sprintf("sup%03d", i)
+		if err := st.CreateUser(ctx, &desk.User{Login: login, Name: "Supervisor " + login, Role: role,
+			PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exp := time.Now().Add(time.Hour)
+	for i := range n {
+		login := fmt.Sprintf("op%04d", i)
+		if err := st.CreateUser(ctx, &desk.User{Login: login, Name: "Operator " + login, Role: desk.RoleOperator,
+			PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+			SIPHA1:       "0123456789abcdef0123456789abcdef"}); err != nil {
+			b.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := st.PutBindings(ctx, login, []desk.Binding{{Login: login, Contact: "sip:" + login + "@10.0.0.1:5060",
+				Source: "10.0.0.1:5060", Transport: "udp", Expires: exp, CallID: "reg-" + login, CSeq: 1, UserAgent: "bench"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i%10 == 0 {
+			if err := st.Claim(ctx, login, "call-"+login, desk.StatusTalking, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i%20 == 5 {
+			if err := st.SetAway(ctx, login, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i%3 == 0 {
+			if err := st.PageOpened(ctx, login, "node-1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i%7 == 0 {
+			if err := st.Release(ctx, login, "no-call"); err != nil { // marks him idle
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkOperators: the presence read of every routing decision, with 2,000
+// operators (2,050 users).
+func BenchmarkOperators(b *testing.B) {
+	st := benchStore(b)
+	seedOperators(b, st, 2000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		ops, err := st.Operators(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ops) != 2000 {
+			b.Fatalf("Operators returned %d; want 2000", len(ops))
 		}
 	}
 }

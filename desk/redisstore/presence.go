@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -219,63 +220,87 @@ func (s *Store) Heartbeat(ctx context.Context) error {
 }
 
 // Operators returns every user with role operator and his presence, by login, in
-// two round trips.
+// two round trips (three when the users changed).
+//
+// The operators among the users are decoded once and kept while the users hash is
+// unchanged: every write of it changes {users}:version, which this reads with the
+// presence, together with the hash's length (so a user added or removed by a writer
+// that does not know the version is seen too). Claims and bindings all carry the
+// {presence} tag, so they are read with a few MGETs rather than two GETs each, and
+// an operator's bindings are decoded again only when their value changed.
 func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 	now := s.now()
 	freshFrom := strconv.FormatInt(now.Add(-s.stale).UnixMilli(), 10)
 	var (
-		usersCmd *redis.MapStringStringCmd
+		countCmd *redis.IntCmd
 		awayCmd  *redis.StringSliceCmd
 		idleCmd  *redis.ZSliceCmd
 		sinceCmd *redis.MapStringStringCmd
 		nodesCmd *redis.StringSliceCmd
 		staleCmd *redis.StringSliceCmd
+		verCmd   *redis.StringCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		usersCmd = p.HGetAll(ctx, s.kUsers())
+		countCmd = p.HLen(ctx, s.kUsers())
 		awayCmd = p.SMembers(ctx, s.kAway())
 		idleCmd = p.ZRangeWithScores(ctx, s.kIdle(), 0, -1)
 		sinceCmd = p.HGetAll(ctx, s.kSince())
 		nodesCmd = p.ZRangeByScore(ctx, s.kNodes(), &redis.ZRangeBy{Min: freshFrom, Max: "+inf"})
 		staleCmd = p.ZRangeByScore(ctx, s.kNodes(), &redis.ZRangeBy{Min: "-inf", Max: "(" + freshFrom})
+		verCmd = p.Get(ctx, s.kUsersVersion()) // last: the only command that may be redis.Nil
 		return nil
 	})
-	if err != nil {
+	if err != nil && !isNil(err) {
 		return nil, wrap("operators", err)
 	}
-	var ops []*desk.Operator
-	for _, u := range decodeUsers(s.log, usersCmd.Val()) {
-		if u.Role == desk.RoleOperator {
-			ops = append(ops, &desk.Operator{Login: u.Login, Name: u.Name})
+	if err := verCmd.Err(); err != nil && !isNil(err) {
+		return nil, wrap("operators", err)
+	}
+	users := s.opUsers.Load()
+	if users == nil || verCmd.Val() == "" || users.version != verCmd.Val() || users.count != countCmd.Val() {
+		if users, err = s.loadOpUsers(ctx); err != nil {
+			return nil, err
 		}
 	}
-	if len(ops) == 0 {
-		return ops, nil
+	if len(users.ops) == 0 {
+		return nil, nil
 	}
-	away := awayCmd.Val()
+	awayList := awayCmd.Val()
+	away := make(map[string]struct{}, len(awayList))
+	for _, l := range awayList {
+		away[l] = struct{}{}
+	}
 	since := sinceCmd.Val()
-	idle := map[string]time.Time{}
-	for _, z := range idleCmd.Val() {
+	idleList := idleCmd.Val()
+	idle := make(map[string]time.Time, len(idleList))
+	for _, z := range idleList {
 		if m, ok := z.Member.(string); ok {
 			idle[m] = time.UnixMilli(int64(z.Score)).UTC()
 		}
 	}
 
-	pagesCmds := map[string]*redis.MapStringStringCmd{}
-	claimCmds := make([]*redis.StringCmd, len(ops))
-	bindCmds := make([]*redis.StringCmd, len(ops))
+	nodes := nodesCmd.Val()
+	pagesCmds := make([]*redis.MapStringStringCmd, len(nodes))
+	getCmds := make([]*redis.SliceCmd, len(users.mgets))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, node := range nodesCmd.Val() {
-			pagesCmds[node] = p.HGetAll(ctx, s.kPages(node))
+		for i, node := range nodes {
+			pagesCmds[i] = p.HGetAll(ctx, s.kPages(node))
 		}
-		for i, o := range ops {
-			claimCmds[i] = p.Get(ctx, s.kClaim(o.Login))
-			bindCmds[i] = p.Get(ctx, s.kBindings(o.Login))
+		for i, args := range users.mgets {
+			getCmds[i] = redis.NewSliceCmd(ctx, args...)
+			_ = p.Process(ctx, getCmds[i])
 		}
 		return nil
 	})
-	if err != nil && !isNil(err) {
+	if err != nil {
 		return nil, wrap("operators", err)
+	}
+	vals := make([]any, 0, 2*len(users.ops))
+	for _, c := range getCmds {
+		vals = append(vals, c.Val()...)
+	}
+	if len(vals) != 2*len(users.ops) {
+		return nil, fmt.Errorf("operators: MGET returned %d values for %d keys", len(vals), 2*len(users.ops))
 	}
 	pageOpen := map[string]bool{}
 	for _, c := range pagesCmds {
@@ -285,14 +310,23 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 			}
 		}
 	}
-	for i, o := range ops {
-		o.Away = slices.Contains(away, o.Login)
+	bindNow := s.now()
+	all := make([]desk.Operator, len(users.ops))
+	ops := make([]*desk.Operator, len(users.ops))
+	s.bindMu.Lock()
+	for i, u := range users.ops {
+		o := &all[i]
+		ops[i] = o
+		o.Login, o.Name = u.login, u.name
+		_, o.Away = away[o.Login]
 		o.PageOpen = pageOpen[o.Login]
 		o.IdleSince = idle[o.Login]
-		if raw, err := bindCmds[i].Bytes(); err == nil {
-			o.Registered = len(s.liveBindings(o.Login, raw)) > 0
+		if raw, ok := vals[2*i+1].(string); ok {
+			o.Registered = s.latestBindingLocked(o.Login, raw).After(bindNow)
+		} else {
+			delete(s.bindMemo, o.Login)
 		}
-		claim, _ := claimCmds[i].Result()
+		claim, _ := vals[2*i].(string)
 		switch {
 		case claim != "":
 			o.CallID, o.Status, o.Since = splitClaim(claim)
@@ -309,10 +343,97 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 			o.Status = desk.StatusOffline
 		}
 	}
+	s.bindMu.Unlock()
 	if stale := staleCmd.Val(); len(stale) > 0 {
 		s.pruneNodes(ctx, stale)
 	}
 	return ops, nil
+}
+
+// mgetChunk is how many keys one MGET of Operators reads: a few large commands
+// rather than one huge one, all in one pipeline.
+const mgetChunk = 1024
+
+// opUsersCache is the operators among the users, read under one version token.
+type opUsersCache struct {
+	version string   // {users}:version when the hash was read
+	count   int64    // the hash's length then (undecodable users included)
+	ops     []opUser // by login
+	// mgets are the arguments of the MGETs that read, per operator, his claim and
+	// then his bindings; built once, shared read-only by concurrent calls.
+	mgets [][]any
+}
+
+type opUser struct{ login, name string }
+
+// bindingsMemo is the last bindings value read for a login and the latest expiry
+// among its bindings (zero when undecodable or empty).
+type bindingsMemo struct {
+	raw    string
+	latest time.Time
+}
+
+// loadOpUsers reads the users hash with its version token, in one MULTI (both carry
+// the {users} tag), and keeps the operators among them. A store written before the
+// token existed gets one now, so it is cached too; a later write changes it.
+func (s *Store) loadOpUsers(ctx context.Context) (*opUsersCache, error) {
+	var (
+		verCmd   *redis.StringCmd
+		usersCmd *redis.MapStringStringCmd
+	)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SetNX(ctx, s.kUsersVersion(), randomHex(8), 0)
+		verCmd = p.Get(ctx, s.kUsersVersion())
+		usersCmd = p.HGetAll(ctx, s.kUsers())
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("operators", err)
+	}
+	all := usersCmd.Val()
+	c := &opUsersCache{version: verCmd.Val(), count: int64(len(all))}
+	var keys []any
+	for _, u := range decodeUsers(s.log, all) {
+		if u.Role == desk.RoleOperator {
+			c.ops = append(c.ops, opUser{login: u.Login, name: u.Name})
+			keys = append(keys, s.kClaim(u.Login), s.kBindings(u.Login))
+		}
+	}
+	for chunk := range slices.Chunk(keys, mgetChunk) {
+		c.mgets = append(c.mgets, append([]any{"mget"}, chunk...))
+	}
+	if c.version != "" {
+		s.opUsers.Store(c)
+	}
+	s.bindMu.Lock()
+	for login := range s.bindMemo {
+		if _, ok := slices.BinarySearchFunc(c.ops, login, func(u opUser, l string) int { return strings.Compare(u.login, l) }); !ok {
+			delete(s.bindMemo, login)
+		}
+	}
+	s.bindMu.Unlock()
+	return c, nil
+}
+
+// latestBindingLocked returns the latest expiry among the bindings in raw, decoding
+// them only when raw differs from what was last read for login. bindMu is held.
+func (s *Store) latestBindingLocked(login, raw string) time.Time {
+	if m, ok := s.bindMemo[login]; ok && m.raw == raw {
+		return m.latest
+	}
+	var latest time.Time
+	var all []desk.Binding
+	if err := json.Unmarshal([]byte(raw), &all); err != nil {
+		s.log.Warn("redisstore: undecodable bindings", "login", login, "err", err)
+		all = nil
+	}
+	for _, b := range all {
+		if b.Expires.After(latest) {
+			latest = b.Expires
+		}
+	}
+	s.bindMemo[login] = bindingsMemo{raw: raw, latest: latest}
+	return latest
 }
 
 // pruneNodes forgets nodes that stopped heartbeating (crashed or partitioned). A
@@ -344,6 +465,9 @@ func splitClaim(v string) (callID string, st desk.Status, since time.Time) {
 
 // msTime reads unix milliseconds; zero time when empty or not a number.
 func msTime(ms string) time.Time {
+	if ms == "" {
+		return time.Time{}
+	}
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil || n <= 0 {
 		return time.Time{}

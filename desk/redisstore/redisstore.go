@@ -6,6 +6,7 @@
 // work. Keys that must change together in one atomic step share a hash tag:
 //
 //	PREFIX{users}:all                hash  login -> user JSON (with credentials)
+//	PREFIX{users}:version            string random token, changed by every write of {users}:all
 //	PREFIXsession:TOKEN              string login, expires with the session
 //	PREFIX{contacts}:contact:ID      string contact JSON
 //	PREFIX{contacts}:phone:E164      string contact ID (one owner per number)
@@ -24,6 +25,12 @@
 // Sales records of calls (records.go) share the {calls} tag; interests, promises,
 // meetings, notes, history, pending wrap-ups and the audit log (sales.go) share
 // {sales}. Those files list their keys.
+//
+// Every write of {users}:all must set {users}:version to a new token in the same
+// MULTI or script, so that Stores on every node drop their decoded copy of the users
+// (see Operators). A hand edit of the hash should DEL the version (it is then
+// re-created), as a write through an older version of this package should; a user
+// added or removed without touching the version is still noticed (by HLEN).
 //
 // Page counts are per node so a crashed node cannot keep an operator's page "open"
 // forever: each Store that opened pages heartbeats its node and rewrites its own
@@ -44,6 +51,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/calldesk/desk/desk"
@@ -67,6 +75,14 @@ type Store struct {
 	hbStop chan struct{}
 	hbDone chan struct{}
 	closed bool
+
+	// opUsers is the decoded operator list of the users hash, valid while
+	// {users}:version and the hash's length are unchanged (see Operators).
+	opUsers atomic.Pointer[opUsersCache]
+	// bindMu guards bindMemo: per login, the last bindings value read and the
+	// latest expiry in it, so Operators decodes a login's bindings only when they change.
+	bindMu   sync.Mutex
+	bindMemo map[string]bindingsMemo
 }
 
 var _ desk.Store = (*Store)(nil)
@@ -119,6 +135,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 		stale:     30 * time.Second,
 		now:       time.Now,
 		pages:     map[string]map[string]int{},
+		bindMemo:  map[string]bindingsMemo{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -143,6 +160,7 @@ func (s *Store) Close() error {
 // Keys.
 
 func (s *Store) kUsers() string             { return s.prefix + "{users}:all" }
+func (s *Store) kUsersVersion() string      { return s.prefix + "{users}:version" }
 func (s *Store) kSession(tok string) string { return s.prefix + "session:" + tok }
 func (s *Store) kContact(id string) string  { return s.prefix + "{contacts}:contact:" + id }
 func (s *Store) kPhone(e164 string) string  { return s.prefix + "{contacts}:phone:" + e164 }
@@ -215,6 +233,14 @@ func (r *userRecord) user() *desk.User {
 	return &desk.User{Login: r.Login, Name: r.Name, Role: r.Role, PasswordHash: r.PasswordHash, SIPHA1: r.SIPHA1, Created: r.Created}
 }
 
+// createUserScript adds a user unless the login is taken and, when it did, changes
+// the users' version token. KEYS users hash, version; ARGV login, JSON, new token.
+var createUserScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`)
+
 // CreateUser stores u; ErrExists when the login is taken.
 func (s *Store) CreateUser(ctx context.Context, u *desk.User) error {
 	if u == nil || u.Login == "" || !u.Role.Valid() {
@@ -227,11 +253,11 @@ func (s *Store) CreateUser(ctx context.Context, u *desk.User) error {
 	if err != nil {
 		return fmt.Errorf("create user %s: %w", u.Login, err)
 	}
-	ok, err := s.rdb.HSetNX(ctx, s.kUsers(), u.Login, b).Result()
+	n, err := createUserScript.Run(ctx, s.rdb, []string{s.kUsers(), s.kUsersVersion()}, u.Login, b, randomHex(8)).Int64()
 	if err != nil {
 		return wrap("create user "+u.Login, err)
 	}
-	if !ok {
+	if n == 0 {
 		return fmt.Errorf("create user %s: %w", u.Login, desk.ErrExists)
 	}
 	return nil
