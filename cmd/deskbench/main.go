@@ -65,6 +65,7 @@ type options struct {
 	Profile       string // directory for pprof profiles of the desk, none when empty
 	Only          string // comma-separated phases to run, all when empty
 	Quick         bool
+	noDesk        bool // the multi-node test starts its own nodes
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {

@@ -24,14 +24,19 @@ func (b *bench) session(login string) string {
 	return b.sessions[login]
 }
 
-// dialPage opens the websocket of login's page, as the browser does: session
-// cookie and the desk's own Origin.
+// dialPage opens the websocket of login's page on the measured node.
 func (b *bench) dialPage(ctx context.Context, login string) (*websocket.Conn, error) {
+	return b.dialPageAt(ctx, b.web, login)
+}
+
+// dialPageAt opens the websocket of login's page on the node serving web, as the
+// browser does: session cookie and the node's own Origin.
+func (b *bench) dialPageAt(ctx context.Context, web, login string) (*websocket.Conn, error) {
 	h := http.Header{}
 	h.Set("Cookie", httpapi.CookieName+"="+b.session(login))
-	h.Set("Origin", b.web)
+	h.Set("Origin", web)
 	d := websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 16 << 10}
-	conn, resp, err := d.DialContext(ctx, strings.Replace(b.web, "http", "ws", 1)+"/ws", h)
+	conn, resp, err := d.DialContext(ctx, strings.Replace(web, "http", "ws", 1)+"/ws", h)
 	if err != nil {
 		st := 0
 		if resp != nil {
@@ -73,6 +78,7 @@ func dialMany(ctx context.Context, n int, open func(i int) error) error {
 // desk holds him off calls only for as long as a wrap-up takes.
 type operatorPool struct {
 	b     *bench
+	web   string // the node the pages and their HTTP requests go to
 	hc    *http.Client
 	mu    sync.Mutex
 	conns []*websocket.Conn
@@ -83,16 +89,25 @@ type operatorPool struct {
 	lastErr                        atomic.Value
 }
 
-func newOperatorPool(b *bench) *operatorPool {
-	return &operatorPool{b: b, pops: map[string]time.Time{},
+func newOperatorPool(b *bench, web string) *operatorPool {
+	return &operatorPool{b: b, web: web, pops: map[string]time.Time{},
 		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 }
 
 // open connects the pages of operators from..to.
 func (p *operatorPool) open(ctx context.Context, from, to int) error {
-	err := dialMany(ctx, to-from+1, func(i int) error {
-		login := opLogin(from + i)
-		conn, err := p.b.dialPage(ctx, login)
+	var logins []string
+	for i := from; i <= to; i++ {
+		logins = append(logins, opLogin(i))
+	}
+	return p.openLogins(ctx, logins)
+}
+
+// openLogins connects the pages of these operators to the pool's node.
+func (p *operatorPool) openLogins(ctx context.Context, logins []string) error {
+	err := dialMany(ctx, len(logins), func(i int) error {
+		login := logins[i]
+		conn, err := p.b.dialPageAt(ctx, p.web, login)
 		if err != nil {
 			return err
 		}
@@ -209,12 +224,12 @@ func (p *operatorPool) send(login, method, path string, body any) error {
 }
 
 func (p *operatorPool) sendOnce(login, method, path string, raw []byte) (int, error) {
-	req, err := http.NewRequest(method, p.b.web+path, bytes.NewReader(raw))
+	req, err := http.NewRequest(method, p.web+path, bytes.NewReader(raw))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", p.b.web)
+	req.Header.Set("Origin", p.web)
 	req.AddCookie(&http.Cookie{Name: httpapi.CookieName, Value: p.b.session(login)})
 	resp, err := p.hc.Do(req)
 	if err != nil {

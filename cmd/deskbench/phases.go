@@ -386,57 +386,6 @@ func (b *bench) kamailioPhase(ctx context.Context, port1, port2 int) (*rateSearc
 	return rs, regs, err
 }
 
-// startKamailio starts deploy/kamailio/bench.cfg on a free loopback port with 4
-// children, as the issue's reference figure was taken.
-func (b *bench) startKamailio(ctx context.Context) (*process, string, error) {
-	bin, err := exec.LookPath("kamailio")
-	if err != nil {
-		return nil, "", fmt.Errorf("kamailio is not installed (Debian: apt-get install kamailio; .ci/test does it): %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	run := filepath.Join(b.dir, "kamailio")
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return nil, "", err
-	}
-	logf, err := os.Create(filepath.Join(b.dir, "kamailio.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command(bin, kamailioArgs(filepath.Join(b.repo, "deploy", "kamailio", "bench.cfg"), addr, run, b.o.Operators)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := b.start("kamailio", cmd)
-	if err != nil {
-		return nil, "", err
-	}
-	// Ready when its UDP port is taken.
-	for i := 0; i < 100; i++ {
-		if p.exited() {
-			return nil, "", fmt.Errorf("kamailio exited at start (%v); see %s", p.err, logf.Name())
-		}
-		if !udpFree(addr) {
-			time.Sleep(200 * time.Millisecond)
-			b.logf("kamailio pid %d on %s", cmd.Process.Pid, addr)
-			return p, addr, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p.stop()
-	return nil, "", fmt.Errorf("kamailio did not listen on %s; see %s", addr, logf.Name())
-}
-
-func udpFree(addr string) bool {
-	c, err := netListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
 // percentile returns the q-quantile (0..1) of sorted d, nearest rank.
 func percentile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
@@ -456,10 +405,3 @@ func summarize(d []time.Duration) latency {
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// kamailioArgs is Kamailio's command line: the config, a loopback listen
-// address, 4 children, foreground with logs on stderr.
-func kamailioArgs(cfg, addr, runDir string, operators int) []string {
-	return []string{"-f", cfg, "-l", "udp:" + addr, "-n", "4", "-DD", "-E", "-Y", runDir, "-w", runDir, "-m", "1024", "-M", "16",
-		"-A", "BENCH_OPERATORS=" + itoa(operators), "-A", `BENCH_PASSWORD="` + password + `"`}
-}

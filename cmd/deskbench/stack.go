@@ -50,7 +50,8 @@ type bench struct {
 	sessions map[string]string // login → session token
 	hash     string            // the bench password, argon2id
 
-	desk    *process
+	desk    *process // the measured node
+	nodes   []*deskNode
 	web     string // http://127.0.0.1:PORT
 	sipAddr string
 	pprof   string
@@ -154,10 +155,13 @@ func newBench(ctx context.Context, o *options, log io.Writer) (b *bench, err err
 	if err := b.provision(ctx); err != nil {
 		return nil, err
 	}
+	if o.noDesk {
+		return b, nil
+	}
 	if err := b.startDesk(ctx); err != nil {
 		return nil, err
 	}
-	b.operators = newOperatorPool(b)
+	b.operators = newOperatorPool(b, b.web)
 	return b, nil
 }
 
@@ -168,7 +172,9 @@ func (b *bench) close() {
 	for _, p := range b.phones {
 		p.proc.stop()
 	}
-	b.desk.stop()
+	for _, n := range b.nodes {
+		n.proc.stop()
+	}
 	if b.rdb != nil {
 		b.rdb.Close()
 	}
@@ -265,53 +271,90 @@ var (
 	pprofLine = regexp.MustCompile(`desk: pprof\s+http://(\S+?)/debug`)
 )
 
-// startDesk builds the desk (unless -desk names a binary) and starts it on free
-// loopback ports with the per-source SIP limits lifted: every sipp peer shares
-// 127.0.0.1, which the limits would rightly take for a flood.
+// deskNode is one running desk process.
+type deskNode struct {
+	name    string
+	proc    *process
+	web     string // http://127.0.0.1:PORT
+	sipAddr string
+	pprof   string
+	logPath string
+}
+
+// startDesk builds the desk (unless -desk names a binary) and starts the node
+// the harness measures.
 func (b *bench) startDesk(ctx context.Context) error {
-	bin := b.o.DeskBin
-	if bin == "" {
-		bin = filepath.Join(b.dir, "desk")
-		b.logf("building the desk")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/desk")
-		cmd.Dir = b.repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/desk: %v\n%s", err, out)
-		}
+	n, err := b.startNode(ctx, "bench")
+	if err != nil {
+		return err
 	}
-	var env []string
+	b.desk, b.web, b.sipAddr, b.pprof = n.proc, n.web, n.sipAddr, n.pprof
+	b.logf("desk pid %d: web %s, sip %s", n.proc.cmd.Process.Pid, b.web, b.sipAddr)
+	return nil
+}
+
+// deskBinary returns the desk binary, building it once.
+func (b *bench) deskBinary(ctx context.Context) (string, error) {
+	if b.o.DeskBin != "" {
+		return b.o.DeskBin, nil
+	}
+	bin := filepath.Join(b.dir, "desk")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	b.logf("building the desk")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/desk")
+	cmd.Dir = b.repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/desk: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// startNode starts a desk node on free loopback ports (env may set others) with
+// the per-source SIP limits lifted: every sipp peer shares 127.0.0.1, which the
+// limits would rightly take for a flood.
+func (b *bench) startNode(ctx context.Context, name string, env ...string) (*deskNode, error) {
+	bin, err := b.deskBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var full []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "DESK_") {
-			env = append(env, kv)
+			full = append(full, kv)
 		}
 	}
-	env = append(env,
+	full = append(full,
 		"DESK_HTTP_ADDR=127.0.0.1:0",
 		"DESK_SIP_ADDR=127.0.0.1:0",
 		"DESK_SIP_DOMAIN="+domain,
 		"DESK_REDIS_URL="+b.redisURL,
 		"DESK_SCRIPTS="+filepath.Join(b.repo, "scripts"),
-		"DESK_NODE=bench",
+		"DESK_NODE="+name,
 		"DESK_DEMO=false",
 		"DESK_SIP_RATE=1000000",
 		"DESK_SIP_BURST=1000000",
 		"DESK_PPROF_ADDR=127.0.0.1:0",
 		"DESK_DRAIN_TIMEOUT=1s",
 	)
-	logf, err := os.Create(filepath.Join(b.dir, "desk.log"))
+	full = append(full, env...) // later entries win in exec
+	n := &deskNode{name: name, logPath: filepath.Join(b.dir, name+".log")}
+	logf, err := os.Create(n.logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = env
+	cmd.Env = full
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if b.desk, err = b.start("desk", cmd); err != nil {
-		return err
+	if n.proc, err = b.start("desk "+name, cmd); err != nil {
+		return nil, err
 	}
+	b.nodes = append(b.nodes, n)
 	banner := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -324,28 +367,27 @@ func (b *bench) startDesk(ctx context.Context) error {
 		}
 	}()
 	deadline := time.After(30 * time.Second)
-	for b.web == "" || b.sipAddr == "" || b.pprof == "" {
+	for n.web == "" || n.sipAddr == "" || n.pprof == "" {
 		select {
 		case line := <-banner:
 			if m := webLine.FindStringSubmatch(line + " "); m != nil {
-				b.web = m[1]
+				n.web = m[1]
 			}
 			if m := sipLine.FindStringSubmatch(line); m != nil {
-				b.sipAddr = m[1]
+				n.sipAddr = m[1]
 			}
 			if m := pprofLine.FindStringSubmatch(line); m != nil {
-				b.pprof = m[1]
+				n.pprof = m[1]
 			}
-		case <-b.desk.done:
-			return fmt.Errorf("desk exited at start (%v); see %s", b.desk.err, logf.Name())
+		case <-n.proc.done:
+			return nil, fmt.Errorf("desk %s exited at start (%v); see %s", name, n.proc.err, n.logPath)
 		case <-deadline:
-			return fmt.Errorf("desk printed no addresses within 30s; see %s", logf.Name())
+			return nil, fmt.Errorf("desk %s printed no addresses within 30s; see %s", name, n.logPath)
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	b.logf("desk pid %d: web %s, sip %s", b.desk.cmd.Process.Pid, b.web, b.sipAddr)
-	return nil
+	return n, nil
 }
 
 // phone is one sipp UAS that answers, after -ring, for a batch of operators. The
