@@ -107,3 +107,29 @@ func TestDialogOutlivesItsNode(t *testing.T) {
 		t.Fatalf("ended by %q, want caller", evs[2].By)
 	}
 }
+
+// TestOptionsFollowDrain: a dispatcher probes nodes with OPTIONS; a draining node
+// must answer 503 so that the dispatcher stops sending it calls.
+func TestOptionsFollowDrain(t *testing.T) {
+	s := startServer(t, newMemHandler())
+	c, _ := rawClient(t)
+	for _, tc := range []struct {
+		drain bool
+		want  int
+	}{{false, 200}, {true, 503}} {
+		if tc.drain {
+			s.Drain()
+		}
+		req := sipmsg.NewRequest(sipmsg.OPTIONS, sipmsg.Uri{Scheme: "sip", Host: testDomain})
+		req.SetDestination(s.Addr())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := c.Do(ctx, req)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.want {
+			t.Fatalf("OPTIONS (draining %v): %d, want %d", tc.drain, res.StatusCode, tc.want)
+		}
+	}
+}

@@ -85,8 +85,10 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		return
 	}
 
+	// 100 at once, before the route decision reads Redis: a front (dispatcher) that
+	// hears nothing within its timer tries another node while this one rings.
+	s.respond(req, tx, 100, "Trying")
 	inv := s.buildInvite(req)
-	trying := false
 	lastTarget := ""
 	for attempt := 0; ; attempt++ {
 		select {
@@ -115,10 +117,6 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 			s.respond(req, tx, dec.Status, reason)
 			s.emit(CallEvent{Kind: EventMissed, CallID: call.callID, Target: lastTarget, Status: dec.Status})
 			return
-		}
-		if !trying {
-			trying = true
-			s.respond(req, tx, 100, "Trying")
 		}
 		lastTarget = dec.Target
 		outcome, status := s.ring(call, base, dec)

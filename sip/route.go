@@ -144,7 +144,14 @@ func (s *Server) popOwnRoutes(req *sipmsg.Request) (popped bool) {
 // nextHop decides where a loose-routed request goes after our Route entries are
 // gone: the next Route, else the Request-URI; a Request-URI that is a registered
 // Contact goes to that binding's source (NAT), as the INVITE did.
+//
+// Behind a front (WithFront) every such request goes to the front, which relays it
+// by the same rules: the phones and trunks are on its side, and a phone behind a
+// NAT lets in only what comes from the address it registered with.
 func (s *Server) nextHop(req *sipmsg.Request) (transport, dest string) {
+	if s.cfg.front != "" {
+		return "UDP", net.JoinHostPort(s.cfg.frontHost, strconv.Itoa(s.cfg.frontPort))
+	}
 	u := req.Recipient
 	if r := req.Route(); r != nil {
 		u = r.Address

@@ -470,6 +470,11 @@ func (s *Server) handleOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction)
 		s.respond(req, tx, 403, "Relay Denied")
 		return
 	}
+	if s.draining.Load() {
+		// A dispatcher probing with OPTIONS stops sending calls to a draining node.
+		s.respond(req, tx, 503, "Service Unavailable", sipmsg.NewHeader("Retry-After", strconv.Itoa(s.cfg.retryAfter)))
+		return
+	}
 	s.respond(req, tx, 200, "OK",
 		sipmsg.NewHeader("Allow", allowMethods),
 		sipmsg.NewHeader("Accept", "application/sdp"))
