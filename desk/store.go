@@ -40,6 +40,9 @@ type BindingStore interface {
 type PresenceStore interface {
 	// Operators returns every operator with his presence.
 	Operators(ctx context.Context) ([]*Operator, error)
+	// Operator returns one operator with his presence, as Operators would, at a
+	// cost that does not grow with the team; ErrNotFound when login is no operator.
+	Operator(ctx context.Context, login string) (*Operator, error)
 	SetAway(ctx context.Context, login string, away bool) error
 	// PageOpened and PageClosed count desk pages per operator and node.
 	PageOpened(ctx context.Context, login, node string) error

@@ -65,18 +65,16 @@ func (h *sipHandler) PutBindings(ctx context.Context, user string, bs []sip.Bind
 func (h *sipHandler) publishPresence(login string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ops, err := h.store.Operators(ctx)
+	o, err := h.store.Operator(ctx, login)
+	if errors.Is(err, desk.ErrNotFound) {
+		return // a supervisor's or admin's phone: no operator presence to show
+	}
 	if err != nil {
 		h.log.Warn("presence after REGISTER not published", "login", login, "err", err)
 		return
 	}
-	for _, o := range ops {
-		if o.Login == login {
-			h.pub.Publish(desk.Event{Type: desk.EventPresence, Operators: []string{login},
-				Payload: hub.PresencePayload{Operator: o}})
-			return
-		}
-	}
+	h.pub.Publish(desk.Event{Type: desk.EventPresence, Operators: []string{login},
+		Payload: hub.PresencePayload{Operator: o}})
 }
 
 func (h *sipHandler) Route(ctx context.Context, inv sip.Invite) sip.Decision {

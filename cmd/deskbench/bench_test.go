@@ -53,7 +53,7 @@ func TestSmoke(t *testing.T) {
 		{"pop latency from every call", r.Pop != nil && r.Pop.Load.Failed == 0 && r.Pop.Matched == r.Pop.Load.Calls && r.Pop.Latency.Max > 0},
 		{"fan-out delays", r.Fanout != nil && r.Fanout.Frames > 0 && r.Fanout.Delay.P99 > 0},
 		{"memory readings with live calls", r.Memory != nil && r.Memory.Live > 0 && r.Memory.Load.Failed == 0 &&
-			r.Memory.Before.Goroutines > 0 && r.Memory.Peak.HeapInuse > 0 && r.Memory.After.RSS > 0},
+			r.Memory.Before.Goroutines > 0 && r.Memory.Peak.HeapLive > 0 && r.Memory.After.RSS > 0},
 		{"every REGISTER succeeded", r.Registrations != nil && r.Registrations.Successful == r.Registrations.Count && r.Registrations.PerSecond > 0},
 		{"kamailio REGISTERs too", r.KamailioRegistrations != nil && r.KamailioRegistrations.Successful == r.KamailioRegistrations.Count},
 		{"targets listed, not judged in a smoke run", len(r.Targets) >= 5 && !r.Targets[0].Valid},

@@ -62,8 +62,19 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 			return res, err
 		}
 		b.logf("desk: %d digest REGISTERs", b.o.Registrations)
+		var prof func() error
+		if b.o.Profile != "" {
+			if prof, err = b.startProfile(ctx, 2*time.Second, "register"); err != nil {
+				return res, err
+			}
+		}
 		if res.Registrations, err = b.register(ctx, b.sipAddr, from, to, 5000, port2, port2, "desk_register"); err != nil {
 			return res, err
+		}
+		if prof != nil {
+			if err := prof(); err != nil {
+				return res, err
+			}
 		}
 		if _, err := b.startPhone(port2); err != nil {
 			return res, err
@@ -144,7 +155,7 @@ func (b *bench) popPhase(ctx context.Context) (*popResult, error) {
 	var prof func() error
 	if b.o.Profile != "" {
 		var err error
-		if prof, err = b.startProfile(ctx, b.o.PopFor); err != nil {
+		if prof, err = b.startProfile(ctx, b.o.PopFor, "pop"); err != nil {
 			return nil, err
 		}
 	}
@@ -211,8 +222,10 @@ func (b *bench) fanoutPhase(ctx context.Context) (*fanoutResult, error) {
 func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 	m := &memoryResult{Target: b.o.Live}
 	var err error
-	time.Sleep(2 * time.Second)
-	if m.Before, err = b.reading(ctx); err != nil {
+	// The pages just opened: let their snapshots go out and the earlier phases'
+	// pages be torn down before the baseline is read.
+	time.Sleep(b.o.Settle / 6)
+	if m.Before, err = b.reading(ctx, "before"); err != nil {
 		return nil, err
 	}
 	build := time.Duration(float64(b.o.Live) / float64(b.o.LiveRate) * float64(time.Second))
@@ -233,7 +246,7 @@ func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 	}
 	st, _ := readStats(load.statFile)
 	m.Live = st.Current
-	if m.Peak, err = b.reading(ctx); err != nil {
+	if m.Peak, err = b.reading(ctx, "peak"); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -254,7 +267,7 @@ func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if m.After, err = b.reading(ctx); err != nil {
+	if m.After, err = b.reading(ctx, "after"); err != nil {
 		return nil, err
 	}
 	m.finish()
@@ -263,13 +276,27 @@ func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 
 // reading forces a collection through pprof (so the heap is what is live, not
 // what waits for the collector) and reads the desk's RSS, heap and goroutines.
-func (b *bench) reading(ctx context.Context) (memReading, error) {
+// With -profile the heap profile of each reading is kept as heap_NAME.pprof.
+func (b *bench) reading(ctx context.Context, name string) (memReading, error) {
 	if _, err := httpGet(ctx, "http://"+b.pprof+"/debug/pprof/heap?gc=1"); err != nil {
 		return memReading{}, err
 	}
+	// Twice: finalizers and the sweep of the first collection free more.
+	heap, err := httpGet(ctx, "http://"+b.pprof+"/debug/pprof/heap?gc=1")
+	if err != nil {
+		return memReading{}, err
+	}
+	if b.o.Profile != "" {
+		if err := os.MkdirAll(b.o.Profile, 0o755); err != nil {
+			return memReading{}, err
+		}
+		if err := os.WriteFile(filepath.Join(b.o.Profile, "heap_"+name+".pprof"), heap, 0o644); err != nil {
+			return memReading{}, err
+		}
+	}
 	var r memReading
 	r.RSS = procRSS(b.desk.cmd.Process.Pid)
-	r.HeapInuse = int64(b.metric(ctx, "go_memstats_heap_inuse_bytes"))
+	r.HeapLive = int64(b.metric(ctx, "go_memstats_heap_alloc_bytes"))
 	r.Goroutines = int(b.metric(ctx, "go_goroutines"))
 	return r, nil
 }
@@ -320,7 +347,7 @@ func procRSS(pid int) int64 {
 
 // startProfile starts a CPU profile of the desk for d; the returned func waits
 // for it and also saves a heap profile.
-func (b *bench) startProfile(ctx context.Context, d time.Duration) (func() error, error) {
+func (b *bench) startProfile(ctx context.Context, d time.Duration, name string) (func() error, error) {
 	if err := os.MkdirAll(b.o.Profile, 0o755); err != nil {
 		return nil, err
 	}
@@ -339,15 +366,16 @@ func (b *bench) startProfile(ctx context.Context, d time.Duration) (func() error
 		if g.err != nil {
 			return fmt.Errorf("cpu profile: %w", g.err)
 		}
-		if err := os.WriteFile(filepath.Join(b.o.Profile, "cpu.pprof"), g.body, 0o644); err != nil {
+		cpu := filepath.Join(b.o.Profile, "cpu_"+name+".pprof")
+		if err := os.WriteFile(cpu, g.body, 0o644); err != nil {
 			return err
 		}
 		heap, err := httpGet(ctx, "http://"+b.pprof+"/debug/pprof/heap")
 		if err != nil {
 			return err
 		}
-		b.logf("profiles in %s (go tool pprof -top %s)", b.o.Profile, filepath.Join(b.o.Profile, "cpu.pprof"))
-		return os.WriteFile(filepath.Join(b.o.Profile, "heap.pprof"), heap, 0o644)
+		b.logf("profiles in %s (go tool pprof -top %s)", b.o.Profile, cpu)
+		return os.WriteFile(filepath.Join(b.o.Profile, "heap_"+name+".pprof"), heap, 0o644)
 	}, nil
 }
 

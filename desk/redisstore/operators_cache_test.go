@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -51,6 +52,24 @@ func mustOperators(t *testing.T, b backend, s *redisstore.Store, what string) []
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s: cached Operators differ from uncached:\n got %s\nwant %s", what, fmtOps(got), fmtOps(want))
+	}
+	// Operator, the one-login read of the REGISTER path, must agree with both.
+	for _, o := range want {
+		one, err := s.Operator(ctx, o.Login)
+		if err != nil {
+			t.Fatalf("%s: Operator(%s): %v", what, o.Login, err)
+		}
+		if !reflect.DeepEqual(one, o) {
+			t.Errorf("%s: Operator(%s) = %+v, Operators has %+v", what, o.Login, *one, *o)
+		}
+	}
+	for _, login := range []string{"no-such-login", "sup"} {
+		if slices.ContainsFunc(want, func(o *desk.Operator) bool { return o.Login == login }) {
+			continue // the supervisor is promoted in some cases
+		}
+		if _, err := s.Operator(ctx, login); !errors.Is(err, desk.ErrNotFound) {
+			t.Errorf("%s: Operator(%s): %v, want ErrNotFound", what, login, err)
+		}
 	}
 	return got
 }

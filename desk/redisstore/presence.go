@@ -327,27 +327,112 @@ func (s *Store) Operators(ctx context.Context) ([]*desk.Operator, error) {
 			delete(s.bindMemo, o.Login)
 		}
 		claim, _ := vals[2*i].(string)
-		switch {
-		case claim != "":
-			o.CallID, o.Status, o.Since = splitClaim(claim)
-		case o.Away:
-			o.Status = desk.StatusAway
-			o.Since = msTime(since["away:"+o.Login])
-		case o.PageOpen || o.Registered:
-			o.Status = desk.StatusAvailable
-			o.Since = o.IdleSince
-			if back := msTime(since["back:"+o.Login]); back.After(o.Since) {
-				o.Since = back
-			}
-		default:
-			o.Status = desk.StatusOffline
-		}
+		setStatus(o, claim, since["away:"+o.Login], since["back:"+o.Login])
 	}
 	s.bindMu.Unlock()
 	if stale := staleCmd.Val(); len(stale) > 0 {
 		s.pruneNodes(ctx, stale)
 	}
 	return ops, nil
+}
+
+// setStatus derives an operator's status and its start from his claim, and from
+// when he last went away and came back (unix ms strings), once Away, PageOpen,
+// Registered and IdleSince are set.
+func setStatus(o *desk.Operator, claim, awayMS, backMS string) {
+	switch {
+	case claim != "":
+		o.CallID, o.Status, o.Since = splitClaim(claim)
+	case o.Away:
+		o.Status = desk.StatusAway
+		o.Since = msTime(awayMS)
+	case o.PageOpen || o.Registered:
+		o.Status = desk.StatusAvailable
+		o.Since = o.IdleSince
+		if back := msTime(backMS); back.After(o.Since) {
+			o.Since = back
+		}
+	default:
+		o.Status = desk.StatusOffline
+	}
+}
+
+// Operator returns one operator as Operators would, in two round trips whatever
+// the size of the team: the REGISTER path publishes one phone's presence, and
+// must not read every operator to do it. ErrNotFound when login is no operator.
+func (s *Store) Operator(ctx context.Context, login string) (*desk.Operator, error) {
+	freshFrom := strconv.FormatInt(s.now().Add(-s.stale).UnixMilli(), 10)
+	var (
+		userCmd  *redis.StringCmd
+		awayCmd  *redis.BoolCmd
+		idleCmd  *redis.FloatCmd
+		sinceCmd *redis.SliceCmd
+		nodesCmd *redis.StringSliceCmd
+		claimCmd *redis.StringCmd
+		bindCmd  *redis.StringCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		userCmd = p.HGet(ctx, s.kUsers(), login)
+		awayCmd = p.SIsMember(ctx, s.kAway(), login)
+		idleCmd = p.ZScore(ctx, s.kIdle(), login)
+		sinceCmd = p.HMGet(ctx, s.kSince(), "away:"+login, "back:"+login)
+		nodesCmd = p.ZRangeByScore(ctx, s.kNodes(), &redis.ZRangeBy{Min: freshFrom, Max: "+inf"})
+		claimCmd = p.Get(ctx, s.kClaim(login))
+		bindCmd = p.Get(ctx, s.kBindings(login))
+		return nil
+	})
+	if err != nil && !isNil(err) {
+		return nil, wrap("operator "+login, err)
+	}
+	raw, err := userCmd.Bytes()
+	if err != nil {
+		return nil, wrap("operator "+login, err)
+	}
+	var r userRecord
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("operator %s: decode: %w", login, err)
+	}
+	if r.Role != desk.RoleOperator {
+		return nil, fmt.Errorf("operator %s: %w", login, desk.ErrNotFound)
+	}
+	o := &desk.Operator{Login: r.Login, Name: r.Name, Away: awayCmd.Val()}
+	if score, err := idleCmd.Result(); err == nil {
+		o.IdleSince = time.UnixMilli(int64(score)).UTC()
+	}
+	nodes := nodesCmd.Val()
+	if len(nodes) > 0 {
+		pages := make([]*redis.StringCmd, len(nodes))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, n := range nodes {
+				pages[i] = p.HGet(ctx, s.kPages(n), login)
+			}
+			return nil
+		})
+		if err != nil && !isNil(err) {
+			return nil, wrap("operator "+login, err)
+		}
+		for _, c := range pages {
+			if v, _ := strconv.Atoi(c.Val()); v > 0 {
+				o.PageOpen = true
+			}
+		}
+	}
+	if b, err := bindCmd.Result(); err == nil {
+		s.bindMu.Lock()
+		o.Registered = s.latestBindingLocked(login, b).After(s.now())
+		s.bindMu.Unlock()
+	}
+	since := sinceCmd.Val()
+	str := func(i int) string {
+		if i < len(since) {
+			if v, ok := since[i].(string); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	setStatus(o, claimCmd.Val(), str(0), str(1))
+	return o, nil
 }
 
 // mgetChunk is how many keys one MGET of Operators reads: a few large commands
