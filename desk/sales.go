@@ -970,30 +970,40 @@ func (s *Sales) SetManager(ctx context.Context, u *User, contactID, manager stri
 // Card is what the desk shows about a known contact: the last calls, the open
 // interest, open promises and notes.
 func (s *Sales) Card(ctx context.Context, contactID string) (*Card, error) {
-	calls, err := s.store.History(ctx, contactID, 10)
-	if err != nil {
-		return nil, fmt.Errorf("card %s: history: %w", contactID, err)
+	// The four reads are independent, and the card is on the pop's path: read them
+	// at once, so the pop waits for the slowest, not for their sum.
+	var (
+		wg                               sync.WaitGroup
+		calls                            []CallSummary
+		it                               *Interest
+		ps                               []*Promise
+		notes                            []Note
+		errCalls, errIt, errPs, errNotes error
+	)
+	wg.Go(func() { calls, errCalls = s.store.History(ctx, contactID, 10) })
+	wg.Go(func() { it, errIt = s.store.OpenInterest(ctx, contactID) })
+	wg.Go(func() { ps, errPs = s.store.ContactPromises(ctx, contactID) })
+	wg.Go(func() { notes, errNotes = s.store.Notes(ctx, contactID, 20) })
+	wg.Wait()
+	switch {
+	case errCalls != nil:
+		return nil, fmt.Errorf("card %s: history: %w", contactID, errCalls)
+	case errIt != nil && !errors.Is(errIt, ErrNotFound):
+		return nil, fmt.Errorf("card %s: interest: %w", contactID, errIt)
+	case errPs != nil:
+		return nil, fmt.Errorf("card %s: promises: %w", contactID, errPs)
+	case errNotes != nil:
+		return nil, fmt.Errorf("card %s: notes: %w", contactID, errNotes)
 	}
 	card := &Card{Calls: calls, Promises: []*Promise{}, Notes: []Note{}}
 	if card.Calls == nil {
 		card.Calls = []CallSummary{}
 	}
-	switch it, err := s.store.OpenInterest(ctx, contactID); {
-	case err == nil:
+	if errIt == nil {
 		card.Interest = it
-	case !errors.Is(err, ErrNotFound):
-		return nil, fmt.Errorf("card %s: interest: %w", contactID, err)
-	}
-	ps, err := s.store.ContactPromises(ctx, contactID)
-	if err != nil {
-		return nil, fmt.Errorf("card %s: promises: %w", contactID, err)
 	}
 	if ps != nil {
 		card.Promises = ps
-	}
-	notes, err := s.store.Notes(ctx, contactID, 20)
-	if err != nil {
-		return nil, fmt.Errorf("card %s: notes: %w", contactID, err)
 	}
 	if notes != nil {
 		card.Notes = notes

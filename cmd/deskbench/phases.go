@@ -159,6 +159,7 @@ func (b *bench) popPhase(ctx context.Context) (*popResult, error) {
 			return nil, err
 		}
 	}
+	within0, count0 := b.metricLine(ctx, popBucket5ms), b.metricLine(ctx, "desk_pop_latency_seconds_count")
 	r, err := b.runCallers(ctx, callerLoad{target: b.sipAddr, rate: b.o.PopRate, dur: b.o.PopFor, hold: b.o.Talk,
 		trace: true, name: "desk_pop"})
 	if err != nil {
@@ -182,6 +183,9 @@ func (b *bench) popPhase(ctx context.Context) (*popResult, error) {
 		}
 	}
 	pr := &popResult{Load: *r, Matched: len(lat), Latency: summarize(lat)}
+	if n := b.metricLine(ctx, "desk_pop_latency_seconds_count") - count0; n > 0 {
+		pr.PublishedWithin5ms = (b.metricLine(ctx, popBucket5ms) - within0) / n
+	}
 	if len(lat) == 0 {
 		return pr, fmt.Errorf("pop phase: no call.ringing frame matched an INVITE (%d sent, %d pops)", len(sent), len(pops))
 	}
@@ -325,6 +329,24 @@ func (b *bench) metric(ctx context.Context, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// popBucket5ms counts the pops the desk published within 5 ms of the INVITE.
+const popBucket5ms = `desk_pop_latency_seconds_bucket{le="0.005"}`
+
+// metricLine is the value of one exact sample line (name and labels) of /metrics.
+func (b *bench) metricLine(ctx context.Context, sample string) float64 {
+	body, err := httpGet(ctx, b.web+"/metrics")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return 0
 }
 
 // procRSS is the resident set of pid in bytes, from /proc.

@@ -518,3 +518,31 @@ func TestPayloadMustBeObject(t *testing.T) {
 		t.Fatalf("want only the good event, next seq; got %v", f)
 	}
 }
+
+// TestBurstPublishedInOrder: a burst of events goes to Redis in pipelined batches;
+// on a fresh Redis the script is not loaded yet, so the first batch fails with
+// NOSCRIPT and is published again one by one. A page must get every event once,
+// in order, with consecutive seqs of the Redis epoch.
+func TestBurstPublishedInOrder(t *testing.T) {
+	srv := redistest.StartServer(t) // fresh: no script cached
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	n := startNode(t, rdb, redistest.Prefix())
+	p := n.open(t, opA, -1, "")
+	last := seqOf(p.next(2 * time.Second))
+	const total = 500
+	for i := range total {
+		n.hub.Publish(ringing(opA.Login, fmt.Sprint("burst", i)))
+	}
+	for i := range total {
+		f := p.next(5 * time.Second)
+		if got, want := callID(f), fmt.Sprint("burst", i); got != want {
+			t.Fatalf("frame %d is call %q, want %q", i, got, want)
+		}
+		if s := seqOf(f); s != last+1 {
+			t.Fatalf("frame %d: seq %d follows %d", i, s, last)
+		}
+		last++
+	}
+	p.none(150 * time.Millisecond)
+}
