@@ -83,7 +83,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.LiveRate, "live-rate", 100, "calls/s while the memory phase builds up its live calls")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "wait after the memory phase's calls end before reading the baseline again")
 	fs.IntVar(&o.Pages, "pages", 2000, "supervisor pages connected for the fan-out figure")
-	fs.IntVar(&o.FanoutRate, "fanout-rate", 10, "calls/s while the fan-out pages listen")
+	fs.IntVar(&o.FanoutRate, "fanout-rate", 5, "calls/s while the fan-out pages listen (each call is about 5 events to every page)")
 	fs.DurationVar(&o.FanoutFor, "fanout-for", 10*time.Second, "how long the fan-out phase runs")
 	fs.IntVar(&o.Registrations, "registrations", 0, "digest REGISTERs timed (one per extra phone of the memory phase); default: -live")
 	fs.StringVar(&o.Kamailio, "kamailio", "auto", "run the same load through Kamailio: auto (when installed), on, off")

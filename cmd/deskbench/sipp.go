@@ -79,8 +79,12 @@ type loadResult struct {
 	Failed     int     `json:"failed"`
 	Retrans    int     `json:"retransmissions"`
 	Clean      bool    `json:"clean"`
-	statFile   string
-	traceFile  string
+	// CPU milliseconds per placed call over the run: the desk's (measured node)
+	// and Redis's, from /proc; 0 when the process is not known.
+	DeskCPUPerCall  float64 `json:"desk_cpu_ms_per_call,omitempty"`
+	RedisCPUPerCall float64 `json:"redis_cpu_ms_per_call,omitempty"`
+	statFile        string
+	traceFile       string
 }
 
 // callers writes the injection file of caller numbers: every other caller is a
@@ -131,6 +135,8 @@ func (b *bench) startCallers(ctx context.Context, l callerLoad) (*process, *load
 // retransmissions over the same run included.
 func (b *bench) runCallers(ctx context.Context, l callerLoad) (*loadResult, error) {
 	before := b.phoneRetrans()
+	deskPID, redisPID := b.deskPID(), b.redisPID(ctx)
+	deskCPU, redisCPU := procCPU(deskPID), procCPU(redisPID)
 	start := time.Now()
 	p, res, err := b.startCallers(ctx, l)
 	if err != nil {
@@ -143,6 +149,12 @@ func (b *bench) runCallers(ctx context.Context, l callerLoad) (*loadResult, erro
 		return nil, ctx.Err()
 	}
 	res.Seconds = time.Since(start).Seconds()
+	if deskPID > 0 {
+		res.DeskCPUPerCall = float64((procCPU(deskPID) - deskCPU).Milliseconds()) / float64(res.Calls)
+	}
+	if redisPID > 0 {
+		res.RedisCPUPerCall = float64((procCPU(redisPID) - redisCPU).Milliseconds()) / float64(res.Calls)
+	}
 	st, err := readStats(res.statFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.name, err)
@@ -250,4 +262,50 @@ func inviteTimes(path string) (map[string]time.Time, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// procCPU is the CPU time (user and system) pid has used, from /proc; 0 when
+// unknown. The kernel counts in clock ticks, 100 a second on Linux.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: the fields start after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func (b *bench) deskPID() int {
+	if b.desk == nil || b.desk.cmd.Process == nil {
+		return 0
+	}
+	return b.desk.cmd.Process.Pid
+}
+
+// redisPID is the Redis server's pid, when it runs on this host (INFO server).
+func (b *bench) redisPID(ctx context.Context) int {
+	info, err := b.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
