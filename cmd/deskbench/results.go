@@ -182,8 +182,8 @@ func (r *results) write(w io.Writer) {
 		}
 		for _, s := range rs.Steps {
 			cpu := ""
-			if s.DeskCPUPerCall > 0 {
-				cpu = fmt.Sprintf("; CPU per call: desk %.2f ms, Redis %.2f ms", s.DeskCPUPerCall, s.RedisCPUPerCall)
+			if s.ServerCPUPerCall > 0 {
+				cpu = fmt.Sprintf("; CPU per call: %s %.2f ms, Redis %.2f ms", who, s.ServerCPUPerCall, s.RedisCPUPerCall)
 			}
 			fmt.Fprintf(tw, "%s rate step\t%d calls/s\t%d/%d ok, %d failed, %d retransmissions\t%s%s\n", who, s.Rate,
 				s.Successful, s.Calls, s.Failed, s.Retrans, map[bool]string{true: "clean", false: "NOT clean"}[s.Clean], cpu)

@@ -67,6 +67,7 @@ type callerLoad struct {
 	hold   time.Duration
 	trace  bool // keep a message trace, for the INVITE send times
 	name   string
+	server int // pid of the server under load (with its children), for CPU per call; the desk when 0
 }
 
 // loadResult is what one caller run did; Retrans counts both sides, the callers'
@@ -79,12 +80,12 @@ type loadResult struct {
 	Failed     int     `json:"failed"`
 	Retrans    int     `json:"retransmissions"`
 	Clean      bool    `json:"clean"`
-	// CPU milliseconds per placed call over the run: the desk's (measured node)
-	// and Redis's, from /proc; 0 when the process is not known.
-	DeskCPUPerCall  float64 `json:"desk_cpu_ms_per_call,omitempty"`
-	RedisCPUPerCall float64 `json:"redis_cpu_ms_per_call,omitempty"`
-	statFile        string
-	traceFile       string
+	// CPU milliseconds per placed call over the run: the server's (the desk, or
+	// Kamailio with its children) and Redis's, from /proc; 0 when unknown.
+	ServerCPUPerCall float64 `json:"server_cpu_ms_per_call,omitempty"`
+	RedisCPUPerCall  float64 `json:"redis_cpu_ms_per_call,omitempty"`
+	statFile         string
+	traceFile        string
 }
 
 // callers writes the injection file of caller numbers: every other caller is a
@@ -135,8 +136,11 @@ func (b *bench) startCallers(ctx context.Context, l callerLoad) (*process, *load
 // retransmissions over the same run included.
 func (b *bench) runCallers(ctx context.Context, l callerLoad) (*loadResult, error) {
 	before := b.phoneRetrans()
-	deskPID, redisPID := b.deskPID(), b.redisPID(ctx)
-	deskCPU, redisCPU := procCPU(deskPID), procCPU(redisPID)
+	serverPID, redisPID := l.server, b.redisPID(ctx)
+	if serverPID == 0 {
+		serverPID = b.deskPID()
+	}
+	serverCPU, redisCPU := procTreeCPU(serverPID), procCPU(redisPID)
 	start := time.Now()
 	p, res, err := b.startCallers(ctx, l)
 	if err != nil {
@@ -286,6 +290,30 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// procTreeCPU is procCPU of pid and its children (Kamailio's workers).
+func procTreeCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	total := procCPU(pid)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if f := strings.Fields(string(b[i+1:])); i >= 0 && len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += procCPU(child)
+		}
+	}
+	return total
 }
 
 func (b *bench) deskPID() int {
