@@ -153,8 +153,8 @@ func (b *bench) runCallers(ctx context.Context, l callerLoad) (*loadResult, erro
 		return nil, ctx.Err()
 	}
 	res.Seconds = time.Since(start).Seconds()
-	if deskPID > 0 {
-		res.DeskCPUPerCall = float64((procCPU(deskPID) - deskCPU).Milliseconds()) / float64(res.Calls)
+	if serverPID > 0 {
+		res.ServerCPUPerCall = float64((procTreeCPU(serverPID) - serverCPU).Milliseconds()) / float64(res.Calls)
 	}
 	if redisPID > 0 {
 		res.RedisCPUPerCall = float64((procCPU(redisPID) - redisCPU).Milliseconds()) / float64(res.Calls)
