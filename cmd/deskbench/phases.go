@@ -228,11 +228,28 @@ func (b *bench) fanoutPhase(ctx context.Context) (*fanoutResult, error) {
 func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 	m := &memoryResult{Target: b.o.Live}
 	var err error
-	// The pages just opened: let their snapshots go out and the earlier phases'
-	// pages be torn down before the baseline is read.
-	time.Sleep(b.o.Settle / 6)
-	if m.Before, err = b.reading(ctx, "before"); err != nil {
+	// The baseline must not hold what earlier phases left for a while (finished
+	// Call-IDs are kept two minutes, pages just opened are sending snapshots):
+	// read until the live heap stops falling (two readings within 2%), or give
+	// up after 150 s and say so.
+	deadline := time.Now().Add(150 * time.Second)
+	prev, err := b.reading(ctx, "before")
+	if err != nil {
 		return nil, err
+	}
+	for {
+		time.Sleep(max(b.o.Settle/12, time.Second))
+		if m.Before, err = b.reading(ctx, "before"); err != nil {
+			return nil, err
+		}
+		if float64(m.Before.HeapLive) >= 0.98*float64(prev.HeapLive) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.logf("desk: the live heap was still falling after 150 s; the per-call figure is not reliable")
+			break
+		}
+		prev = m.Before
 	}
 	build := time.Duration(float64(b.o.Live) / float64(b.o.LiveRate) * float64(time.Second))
 	hold := build + 15*time.Second
