@@ -237,6 +237,11 @@ func TestScriptPage(t *testing.T) {
 	if rec.Answers["contact.name"] != "Ivan Petrov" || rec.Answers["contact.company"] != "Romashka LLC" || rec.Answers["need"] != "other" {
 		t.Fatalf("record after the contact step: %v", rec.Answers)
 	}
+	// The step is saved by its own request, after the fields: give it a moment.
+	for deadline := time.Now().Add(5 * time.Second); rec.Step != "company_details" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		rec = sp.record(api, call.ID)
+	}
 	if rec.Step != "company_details" {
 		t.Errorf("record step %q, want company_details", rec.Step)
 	}
