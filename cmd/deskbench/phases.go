@@ -273,11 +273,8 @@ func (b *bench) memoryPhase(ctx context.Context) (*memoryResult, error) {
 		p.stop()
 		return nil, err
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
+	if err := p.wait(ctx); err != nil {
+		return nil, err
 	}
 	st, _ = readStats(load.statFile)
 	load.Successful, load.Failed, load.Retrans = st.Successful, st.Failed, st.Retransmissions

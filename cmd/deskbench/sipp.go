@@ -146,11 +146,8 @@ func (b *bench) runCallers(ctx context.Context, l callerLoad) (*loadResult, erro
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
+	if err := p.wait(ctx); err != nil {
+		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if serverPID > 0 {
@@ -212,11 +209,8 @@ func (b *bench) register(ctx context.Context, target string, from, to, rate, src
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
+	if err := p.wait(ctx); err != nil {
+		return nil, err
 	}
 	secs := time.Since(start).Seconds()
 	st, err := readStats(stat)

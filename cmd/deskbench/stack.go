@@ -87,6 +87,17 @@ func (p *process) stop() {
 	}
 }
 
+// wait waits for the process to end, or stops it when ctx ends first.
+func (p *process) wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		p.stop()
+		return ctx.Err()
+	}
+}
+
 func (p *process) exited() bool {
 	select {
 	case <-p.done:
