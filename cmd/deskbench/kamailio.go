@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,7 +128,7 @@ func (k *kamailio) waitLog(ctx context.Context, text string, since time.Time, li
 }
 
 func udpFree(addr string) bool {
-	c, err := netListenPacket("udp", addr)
+	c, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return false
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,6 +372,3 @@ func (f *fanout) close() []time.Duration {
 	f.wg.Wait()
 	return f.delays
 }
-
-// itoa is strconv.Itoa, short for the many counters in messages.
-func itoa(n int) string { return strconv.Itoa(n) }

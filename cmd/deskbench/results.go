@@ -4,15 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
-
-var netListenPacket = net.ListenPacket
 
 // results is everything one run measured; it is the JSON file as written.
 type results struct {

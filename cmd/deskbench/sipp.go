@@ -93,7 +93,7 @@ type loadResult struct {
 func (b *bench) callers() (string, error) {
 	var sb strings.Builder
 	sb.WriteString("SEQUENTIAL\n")
-	for i := 0; i < 2*knownCalls; i++ {
+	for i := 0; i < 2*knownContacts; i++ {
 		n := knownNumber(i / 2)
 		if i%2 == 1 {
 			n = unknownNumber(i / 2)

@@ -26,12 +26,12 @@ import (
 )
 
 const (
-	domain      = "127.0.0.1"  // realm and domain, as the desk's tests use
-	password    = "bench-Pa55" // every bench user's web and SIP password
-	supervisor  = "sup"
-	knownCalls  = 500 // contacts the desk knows; half the callers are among them
-	deskPrefix  = "desk:"
-	sessionLife = 6 * time.Hour
+	domain        = "127.0.0.1"  // realm and domain, as the desk's tests use
+	password      = "bench-Pa55" // every bench user's web and SIP password
+	supervisor    = "sup"
+	knownContacts = 500 // contacts the desk knows; half the callers are among them
+	deskPrefix    = "desk:"
+	sessionLife   = 6 * time.Hour
 )
 
 // bench is one harness run: the processes it started and what it measures with.
@@ -233,14 +233,14 @@ func (b *bench) provision(ctx context.Context) error {
 	if err := b.addOperators(ctx, 1, b.o.Operators); err != nil {
 		return err
 	}
-	for i := 0; i < knownCalls; i++ {
+	for i := 0; i < knownContacts; i++ {
 		c := &desk.Contact{Name: fmt.Sprintf("Known caller %d", i), Company: "Bench Client " + strconv.Itoa(i%37),
 			Phones: []string{knownNumber(i)}}
 		if err := b.store.CreateContact(ctx, c); err != nil && !errors.Is(err, desk.ErrExists) {
 			return fmt.Errorf("provision contact: %w", err)
 		}
 	}
-	b.logf("provisioned %d operators, a supervisor and %d contacts", b.o.Operators, knownCalls)
+	b.logf("provisioned %d operators, a supervisor and %d contacts", b.o.Operators, knownContacts)
 	return nil
 }
 
