@@ -327,8 +327,8 @@ func (s *Server) dropReason(ip netip.Addr, ua []byte) string {
 	if s.abuse.isScannerUA(ua) {
 		return "scanner"
 	}
-	if s.trustedAddr(ip) || s.isFront(ip.String()) {
-		return ""
+	if s.trustedAddr(ip) || s.isFront(ip.String()) || s.cfg.bridge != "" && hostOf(s.cfg.bridge) == ip.String() {
+		return "" // our own media bridge carries many calls from one address
 	}
 	if !s.abuse.rate.allow(ip.String()) {
 		return "rate"
@@ -411,6 +411,12 @@ func hostOf(addr string) string {
 // isFront tells whether ip is the SIP front's (WithFront).
 func (s *Server) isFront(ip string) bool {
 	return s.cfg.front != "" && strings.EqualFold(strings.Trim(ip, "[]"), s.cfg.frontHost)
+}
+
+// fromBridge tells whether a request came from the media bridge (WithBridge): the
+// exact ip:port, as phones on the same host share its IP.
+func (s *Server) fromBridge(source string) bool {
+	return s.cfg.bridge != "" && source == s.cfg.bridge
 }
 
 func (s *Server) trustedAddr(ip netip.Addr) bool {

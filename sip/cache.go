@@ -100,6 +100,7 @@ type dialogInfo struct {
 	callerTag string
 	target    string
 	created   time.Time
+	quiet     bool // a bridge transit or supervisor leg: no events
 }
 
 // maxDialogAge bounds how long an answered call whose BYE never came is remembered.

@@ -42,6 +42,9 @@ func (s *Server) handleBye(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		callID = h.Value()
 	}
 	di, _ := s.dialogs.remove(callID)
+	if di.quiet {
+		return
+	}
 	s.emit(CallEvent{Kind: EventEnded, CallID: callID, Target: di.target, Status: status, By: by})
 }
 

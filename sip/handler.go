@@ -45,7 +45,25 @@ type Invite struct {
 	Transport  string
 	// Tried lists the users already rung for this call, in order, for hunting.
 	Tried []string
+	// Leg is set only on INVITEs from the media bridge (WithBridge): which of its legs
+	// this is (LegOperator, LegMonitor or LegCallback). Operator and Promise come with
+	// LegCallback: the operator to ring and the promise being called back.
+	Leg      string
+	Operator string
+	Promise  string
+	CallRef  string // LegCallback: the desk call being called back, if any
 }
+
+// Legs the media bridge places through the proxy.
+const (
+	// LegOperator rings the operators for a media-mode call: routed, hunted and popped
+	// exactly as a proxy-mode call, under the bridge's own Call-ID.
+	LegOperator = "operator"
+	// LegMonitor rings a supervisor's own phone (Dialled is his login) to mix him in.
+	LegMonitor = "monitor"
+	// LegCallback rings Invite.Operator's phone first for a callback the desk dials.
+	LegCallback = "callback"
+)
 
 // Decision is the route decision, a value: ring Target now, or reject with Status.
 // The proxy asks again (with Tried extended) when the target does not answer.
@@ -59,6 +77,15 @@ type Decision struct {
 	// Status, when non-zero, rejects the call with that SIP status and Reason.
 	Status int
 	Reason string
+	// Media hands the call to the media bridge (WithBridge) instead of ringing anybody:
+	// the bridge answers the caller itself and comes back with a LegOperator INVITE.
+	// Record asks the bridge to record it, kept for Retention.
+	Media     bool
+	Record    bool
+	Retention time.Duration
+	// Quiet: a leg of the bridge's own (a supervisor's phone) that is no desk call, so
+	// no CallEvent is reported for it and nobody else is hunted when it fails.
+	Quiet bool
 }
 
 // EventKind is what happened to a call.

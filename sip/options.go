@@ -42,6 +42,7 @@ type config struct {
 	front           string // host:port of the SIP front (dispatcher), "" when none
 	frontHost       string
 	frontPort       int
+	bridge          string // ip:port the media bridge sends from (WithBridge), "" when none
 }
 
 func defaultConfig() config {
@@ -162,6 +163,13 @@ func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
 // request rate and the per-IP failed-auth throttle, as it carries every phone's
 // traffic; the front must apply those itself (Kamailio's pike module).
 func WithFront(hostport string) Option { return func(c *config) { c.front = hostport } }
+
+// WithBridge names the media bridge (package sip/b2bua) by the ip:port it sends SIP
+// from. Media-mode calls are handed to it (Decision.Media), and requests from exactly
+// that address are the bridge's own legs: their X-Desk-Leg header is believed (Invite.Leg)
+// and they skip the per-source limits. From anywhere else X-Desk-* headers are removed
+// before a request is forwarded, so nobody outside can steer the bridge.
+func WithBridge(ipport string) Option { return func(c *config) { c.bridge = ipport } }
 
 // WithClock sets the clock of nonces, rate limits and failure windows; for tests.
 func WithClock(now func() time.Time) Option {

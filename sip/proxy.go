@@ -22,6 +22,14 @@ type inviteCall struct {
 	callID    string
 	callerTag string
 	canceled  chan struct{}
+	quiet     bool // handed to the media bridge, or a supervisor leg: no CallEvents
+}
+
+// emit reports ev unless the call is quiet (Decision.Quiet or Media).
+func (c *inviteCall) emit(s *Server, ev CallEvent) {
+	if !c.quiet {
+		s.emit(ev)
+	}
 }
 
 type ringOutcome int
@@ -69,6 +77,11 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	}
 	s.popOwnRoutes(base)
 	base.RemoveHeader("Proxy-Authorization")
+	fromBridge := s.fromBridge(src)
+	for _, h := range bridgeHeaders {
+		// Only the bridge may speak to the bridge, and phones need none of it.
+		base.RemoveHeader(h)
+	}
 
 	call := &inviteCall{req: req, tx: tx, updest: upstream(req), canceled: make(chan struct{})}
 	if h := req.CallID(); h != nil {
@@ -89,16 +102,31 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	// hears nothing within its timer tries another node while this one rings.
 	s.respond(req, tx, 100, "Trying")
 	inv := s.buildInvite(req)
+	if fromBridge {
+		inv.Leg, inv.Operator, inv.Promise, inv.CallRef = parseLeg(req)
+	}
 	lastTarget := ""
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-call.canceled:
 			s.metrics.invites.WithLabelValues("cancelled").Inc()
-			s.emit(CallEvent{Kind: EventMissed, CallID: call.callID, Target: lastTarget, Status: 487})
+			call.emit(s, CallEvent{Kind: EventMissed, CallID: call.callID, Target: lastTarget, Status: 487})
 			return
 		default:
 		}
 		dec := s.route(inv)
+		if dec.Media && dec.Status == 0 {
+			if fromBridge || s.cfg.bridge == "" {
+				// A bridge leg must not loop back to the bridge; without one, say so.
+				dec = Decision{Status: 503, Reason: "Media Bridge Unavailable"}
+			} else {
+				dec = s.toBridge(base, inv, dec)
+				call.quiet = true
+			}
+		}
+		if dec.Quiet {
+			call.quiet = true
+		}
 		if dec.Status == 0 && dec.Target != "" && len(dec.Contacts) == 0 {
 			dec.Contacts = s.cache.get(dec.Target, time.Now())
 		}
@@ -115,7 +143,7 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 			}
 			s.metrics.invites.WithLabelValues("missed").Inc()
 			s.respond(req, tx, dec.Status, reason)
-			s.emit(CallEvent{Kind: EventMissed, CallID: call.callID, Target: lastTarget, Status: dec.Status})
+			call.emit(s, CallEvent{Kind: EventMissed, CallID: call.callID, Target: lastTarget, Status: dec.Status})
 			return
 		}
 		lastTarget = dec.Target
@@ -126,10 +154,17 @@ func (s *Server) handleInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 			return
 		case ringCanceled:
 			s.metrics.invites.WithLabelValues("cancelled").Inc()
-			s.emit(CallEvent{Kind: EventTargetFailed, CallID: call.callID, Target: dec.Target, Status: 487})
-			s.emit(CallEvent{Kind: EventMissed, CallID: call.callID, Target: dec.Target, Status: 487})
+			call.emit(s, CallEvent{Kind: EventTargetFailed, CallID: call.callID, Target: dec.Target, Status: 487})
+			call.emit(s, CallEvent{Kind: EventMissed, CallID: call.callID, Target: dec.Target, Status: 487})
 			return
 		default:
+			if call.quiet {
+				// The bridge hunted already, and a supervisor's phone has no stand-in:
+				// the caller (or the bridge) gets the failure as it is.
+				s.metrics.invites.WithLabelValues("missed").Inc()
+				s.respond(req, tx, status, statusText(status))
+				return
+			}
 			s.emit(CallEvent{Kind: EventTargetFailed, CallID: call.callID, Target: dec.Target, Status: status})
 			inv.Tried = append(append([]string(nil), inv.Tried...), dec.Target)
 		}
@@ -322,13 +357,13 @@ func (s *Server) ring(call *inviteCall, base *sipmsg.Request, dec Decision) (rin
 				s.relay(call, m.res)
 				if (code == 180 || code == 183) && !rang {
 					rang = true
-					s.emit(CallEvent{Kind: EventRinging, CallID: call.callID, Target: dec.Target, Status: code})
+					call.emit(s, CallEvent{Kind: EventRinging, CallID: call.callID, Target: dec.Target, Status: code})
 				}
 			case code < 300:
 				// Remember the dialog and report the answer before the caller can
 				// see the 2xx, so a quick BYE always finds both.
-				s.dialogs.add(call.callID, dialogInfo{callerTag: call.callerTag, target: dec.Target, created: time.Now()})
-				s.emit(CallEvent{Kind: EventAnswered, CallID: call.callID, Target: dec.Target, Status: code})
+				s.dialogs.add(call.callID, dialogInfo{callerTag: call.callerTag, target: dec.Target, created: time.Now(), quiet: call.quiet})
+				call.emit(s, CallEvent{Kind: EventAnswered, CallID: call.callID, Target: dec.Target, Status: code})
 				s.relay(call, m.res)
 				stopAll(m.f)
 				return ringAnswered, code

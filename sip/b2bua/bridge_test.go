@@ -1,0 +1,487 @@
+package b2bua_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/calldesk/desk/sip"
+	"github.com/calldesk/desk/sip/b2bua"
+)
+
+// lines is the proxy's Handler in these tests: line "sales" is in media mode and
+// rings operator "op1"; supervisors are rung on their own bindings. The desk's real
+// Handler (cmd/desk over the switchboard) is tested end to end in cmd/desk.
+type lines struct {
+	mu       sync.Mutex
+	bindings map[string][]sip.Binding
+	events   []sip.CallEvent
+	invites  []sip.Invite
+	record   time.Duration
+}
+
+func (h *lines) DigestHA1(context.Context, string) (string, error) { return "", sip.ErrUnknownUser }
+func (h *lines) Bindings(_ context.Context, u string) ([]sip.Binding, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bindings[u], nil
+}
+func (h *lines) PutBindings(_ context.Context, u string, b []sip.Binding) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bindings[u] = b
+	return nil
+}
+func (h *lines) bind(user string, p *peer) {
+	h.PutBindings(context.Background(), user, []sip.Binding{{User: user, Contact: "sip:" + user + "@" + p.addr,
+		Source: p.addr, Transport: "udp", Expires: time.Now().Add(time.Hour)}})
+}
+func (h *lines) Route(_ context.Context, inv sip.Invite) sip.Decision {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.invites = append(h.invites, inv)
+	if len(inv.Tried) > 0 {
+		return sip.Decision{Status: 480, Reason: "Nobody Else"}
+	}
+	switch inv.Leg {
+	case "":
+		if inv.Dialled != "sales" {
+			return sip.Decision{Status: 404}
+		}
+		return sip.Decision{Media: true, Record: h.record > 0, Retention: h.record}
+	case sip.LegOperator:
+		return sip.Decision{Target: "op1", Contacts: h.bindings["op1"], RingTimeout: 5 * time.Second}
+	case sip.LegMonitor:
+		return sip.Decision{Target: inv.Dialled, Contacts: h.bindings[inv.Dialled], RingTimeout: 5 * time.Second, Quiet: true}
+	case sip.LegCallback:
+		return sip.Decision{Target: inv.Operator, Contacts: h.bindings[inv.Operator], RingTimeout: 5 * time.Second}
+	}
+	return sip.Decision{Status: 403}
+}
+func (h *lines) CallEvent(ev sip.CallEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, ev)
+}
+func (h *lines) eventsOf(callID string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, ev := range h.events {
+		if ev.CallID == callID {
+			s := ev.Kind.String()
+			if ev.By != "" {
+				s += ":" + ev.By
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// rig is a proxy with its bridge, and the phones.
+type rig struct {
+	h        *lines
+	proxy    *sip.Server
+	bridge   *b2bua.Engine
+	monitors chan b2bua.MonitorEvent
+	kept     chan [2]string
+	dir      string
+	caller   *peer
+	operator *peer
+	sup      *peer
+}
+
+func newRig(t *testing.T, opts ...b2bua.Option) *rig {
+	t.Helper()
+	r := &rig{h: &lines{bindings: map[string][]sip.Binding{}}, monitors: make(chan b2bua.MonitorEvent, 64),
+		kept: make(chan [2]string, 4), dir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	base := []b2bua.Option{
+		b2bua.OnMonitor(func(ev b2bua.MonitorEvent) { r.monitors <- ev }),
+		b2bua.OnCallbackAnswered(func(id, promise string) { r.kept <- [2]string{id, promise} }),
+		b2bua.WithRecorder(func(id string, keep time.Duration) (io.WriteSeeker, io.Closer, error) {
+			f, err := os.Create(filepath.Join(r.dir, "call.wav"))
+			return f, f, err
+		}),
+	}
+	br, err := b2bua.New(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	px, err := sip.New(r.h, sip.WithDomain("desk.test"), sip.WithBridge(br.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- px.ListenAndServe(ctx, "127.0.0.1:0") }()
+	select {
+	case <-px.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	br.SetProxy(px.Addr())
+	r.proxy, r.bridge = px, br
+	t.Cleanup(func() {
+		cancel()
+		br.Close()
+		<-done
+	})
+	r.caller = newPeer(t, "caller", toneCaller)
+	r.operator = newPeer(t, "op1", toneOperator)
+	r.sup = newPeer(t, "sup1", toneSupervisor)
+	r.h.bind("op1", r.operator)
+	r.h.bind("sup1", r.sup)
+	return r
+}
+
+func (r *rig) waitMonitor(t *testing.T, state string) b2bua.MonitorEvent {
+	t.Helper()
+	for {
+		select {
+		case ev := <-r.monitors:
+			if ev.State == state {
+				return ev
+			}
+			if ev.State == "failed" {
+				t.Fatalf("supervisor leg failed: %s", ev.Reason)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s monitor event", state)
+		}
+	}
+}
+
+// expectHears checks who hears which tone in the latest 500 ms of audio that arrived
+// after the call: it waits for that much, and for a change of mode to take effect.
+func expectHears(t *testing.T, who string, a *audio, want map[float64]bool) {
+	t.Helper()
+	const n = 4000 // 500 ms at 8 kHz
+	since := time.Now()
+	var got map[float64]float64
+	ok := func() bool {
+		w := a.window(since)
+		if len(w) < n {
+			return false
+		}
+		w = w[len(w)-n:]
+		got = map[float64]float64{}
+		for _, f := range []float64{toneCaller, toneOperator, toneSupervisor} {
+			got[f] = goertzel(w, f)
+		}
+		for f, heard := range want {
+			if heard && got[f] < 0.15 || !heard && got[f] > 0.03 {
+				return false
+			}
+		}
+		return true
+	}
+	if err := eventually(4*time.Second, ok); err != nil {
+		t.Fatalf("%s hears %s, want %v", who, fmtShares(got), want)
+	}
+	t.Logf("%s hears %s", who, fmtShares(got))
+}
+
+func fmtShares(m map[float64]float64) string {
+	return fmt.Sprintf("440Hz %.2f, 1000Hz %.2f, 2000Hz %.2f", m[toneCaller], m[toneOperator], m[toneSupervisor])
+}
+
+// TestMonitorModes places a media-mode call, mixes a supervisor in each mode, checks
+// who hears whom by their tones, and that a hang-up by either side tears down every
+// leg, leaving no RTP socket or goroutine behind.
+func TestMonitorModes(t *testing.T) {
+	tests := []struct {
+		mode      b2bua.Mode
+		hangup    string
+		callerHas bool // the caller hears the supervisor
+		opHas     bool // the operator hears the supervisor
+	}{
+		{b2bua.Listen, "caller", false, false},
+		{b2bua.Listen, "operator", false, false},
+		{b2bua.Whisper, "caller", false, true},
+		{b2bua.Whisper, "operator", false, true},
+		{b2bua.Barge, "caller", true, true},
+		{b2bua.Barge, "operator", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.mode)+"/"+tc.hangup+" hangs up", func(t *testing.T) {
+			r := newRig(t)
+			runtime.GC()
+			sockets, goroutines := openSockets(t), runtime.NumGoroutine()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cd, callerAudio, err := r.caller.call(ctx, "sip:sales@"+r.proxy.Addr())
+			if err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			op := r.operator.waitAnswered(t)
+			callID := op.req.CallID().Value()
+			expectHears(t, "caller", callerAudio, map[float64]bool{toneOperator: true, toneCaller: false})
+			expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true, toneOperator: false})
+
+			start := time.Now()
+			if err := r.bridge.Monitor(ctx, callID, "sup1", tc.mode); err != nil {
+				t.Fatalf("monitor: %v", err)
+			}
+			sup := r.sup.waitAnswered(t)
+			ev := r.waitMonitor(t, "joined")
+			if ev.Mode != tc.mode || ev.Setup <= 0 || ev.Setup > time.Since(start) {
+				t.Fatalf("joined event %+v", ev)
+			}
+			expectHears(t, "supervisor", sup.audio, map[float64]bool{toneCaller: true, toneOperator: true})
+			expectHears(t, "caller", callerAudio, map[float64]bool{toneOperator: true, toneSupervisor: tc.callerHas})
+			expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true, toneSupervisor: tc.opHas})
+
+			switch tc.hangup {
+			case "caller":
+				if err := cd.Hangup(ctx); err != nil {
+					t.Fatalf("caller BYE: %v", err)
+				}
+			case "operator":
+				if err := op.d.Hangup(ctx); err != nil {
+					t.Fatalf("operator BYE: %v", err)
+				}
+			}
+			for name, c := range map[string]context.Context{"caller": cd.Context(), "operator": op.d.Context(), "supervisor": sup.d.Context()} {
+				select {
+				case <-c.Done():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("the %s leg is still up after the %s hung up", name, tc.hangup)
+				}
+			}
+			r.waitMonitor(t, "left")
+			if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+				t.Fatalf("bridge still carries %d calls", r.bridge.Active())
+			}
+			// The proxy reports the end once the BYE's 200 came back through it.
+			if err := eventually(5*time.Second, func() bool {
+				got := r.h.eventsOf(callID)
+				return contains(got, "answered") && contains(got, "ended:"+byOf(tc.hangup))
+			}); err != nil {
+				t.Fatalf("events of the operator leg: %v", r.h.eventsOf(callID))
+			}
+			if got := r.h.eventsOf(cd.InviteRequest.CallID().Value()); len(got) != 0 {
+				t.Fatalf("the caller's leg to the bridge is no desk call, yet reported %v", got)
+			}
+			cd.Close()
+			if err := eventually(5*time.Second, func() bool { return openSockets(t) <= sockets }); err != nil {
+				t.Fatalf("sockets: %d open after the call, %d before", openSockets(t), sockets)
+			}
+			if err := eventually(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines+2 }); err != nil {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("goroutines: %d after the call, %d before\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+			}
+		})
+	}
+}
+
+// byOf maps who hung up to the proxy's EventEnded.By of the operator leg: the bridge
+// is that leg's caller, so a caller's BYE reaches the proxy from the bridge.
+func byOf(who string) string {
+	if who == "operator" {
+		return "operator"
+	}
+	return "caller"
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSwitchModeWithoutRedial switches listen → whisper → barge on one supervisor leg.
+func TestSwitchModeWithoutRedial(t *testing.T) {
+	r := newRig(t)
+	r.h.mu.Lock()
+	r.h.record = time.Hour
+	r.h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cd, callerAudio, err := r.caller.call(ctx, "sip:sales@"+r.proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.Close()
+	op := r.operator.waitAnswered(t)
+	callID := op.req.CallID().Value()
+	if err := r.bridge.Monitor(ctx, callID, "sup1", b2bua.Listen); err != nil {
+		t.Fatal(err)
+	}
+	sup := r.sup.waitAnswered(t)
+	r.waitMonitor(t, "joined")
+	steps := []struct {
+		mode             b2bua.Mode
+		callerHas, opHas bool
+	}{
+		{b2bua.Listen, false, false},
+		{b2bua.Whisper, false, true},
+		{b2bua.Barge, true, true},
+		{b2bua.Listen, false, false},
+	}
+	for _, s := range steps {
+		if err := r.bridge.Monitor(ctx, callID, "sup1", s.mode); err != nil {
+			t.Fatal(err)
+		}
+		expectHears(t, "caller in "+string(s.mode), callerAudio, map[float64]bool{toneSupervisor: s.callerHas, toneOperator: true})
+		expectHears(t, "operator in "+string(s.mode), op.audio, map[float64]bool{toneSupervisor: s.opHas, toneCaller: true})
+	}
+	select {
+	case <-r.sup.answered:
+		t.Fatal("the supervisor's phone was rung again for a mode switch")
+	default:
+	}
+	// His own hang-up leaves the call as it was.
+	if err := sup.d.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMonitor(t, "left")
+	expectHears(t, "caller after the supervisor left", callerAudio, map[float64]bool{toneOperator: true, toneSupervisor: false})
+	if err := cd.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+		t.Fatal("call not torn down")
+	}
+	checkRecording(t, filepath.Join(r.dir, "call.wav"))
+}
+
+// checkRecording reads the stereo WAV: the caller's 440 Hz on the left channel and
+// the operator's 1000 Hz on the right, each alone on its channel.
+func checkRecording(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		t.Fatalf("not a WAV file (%d bytes)", len(b))
+	}
+	if ch, rate, bits := binary.LittleEndian.Uint16(b[22:]), binary.LittleEndian.Uint32(b[24:]), binary.LittleEndian.Uint16(b[34:]); ch != 2 || rate != 8000 || bits != 16 {
+		t.Fatalf("format: %d channels, %d Hz, %d bits", ch, rate, bits)
+	}
+	data := b[44:]
+	if n := binary.LittleEndian.Uint32(b[40:]); int(n) != len(data) {
+		t.Fatalf("data size in header %d, file has %d", n, len(data))
+	}
+	var left, right []int16
+	for i := 0; i+4 <= len(data); i += 4 {
+		left = append(left, int16(binary.LittleEndian.Uint16(data[i:])))
+		right = append(right, int16(binary.LittleEndian.Uint16(data[i+2:])))
+	}
+	if len(left) < 8000 {
+		t.Fatalf("recording is %d samples long", len(left))
+	}
+	mid := func(x []int16) []int16 { return x[len(x)/4 : 3*len(x)/4] }
+	if l, r := goertzel(mid(left), toneCaller), goertzel(mid(left), toneOperator); l < 0.5 || r > 0.05 {
+		t.Fatalf("left channel: 440Hz %.2f, 1000Hz %.2f", l, r)
+	}
+	if l, r := goertzel(mid(right), toneOperator), goertzel(mid(right), toneCaller); l < 0.5 || r > 0.05 {
+		t.Fatalf("right channel: 1000Hz %.2f, 440Hz %.2f", l, r)
+	}
+}
+
+// TestCallback dials a callback: the operator's phone first, through the proxy with
+// the pinned operator, then the customer through a test trunk; both hear each other
+// and the promise is reported kept when the customer answers.
+func TestCallback(t *testing.T) {
+	customer := newPeer(t, "customer", toneCaller)
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.addr, From: "sales"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := r.operator.waitAnswered(t)
+	if got := op.req.CallID().Value(); got != id {
+		t.Fatalf("operator leg Call-ID %q, Callback returned %q", got, id)
+	}
+	if u := op.req.From().Address.User; u != "+79161234567" {
+		t.Fatalf("operator sees caller %q", u)
+	}
+	cust := customer.waitAnswered(t)
+	if u := cust.req.Recipient.User; u != "+79161234567" {
+		t.Fatalf("trunk asked for %q", u)
+	}
+	select {
+	case k := <-r.kept:
+		if k != [2]string{id, "p-1"} {
+			t.Fatalf("kept %v", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("callback answer not reported")
+	}
+	r.h.mu.Lock()
+	var leg sip.Invite
+	for _, inv := range r.h.invites {
+		if inv.CallID == id {
+			leg = inv
+		}
+	}
+	r.h.mu.Unlock()
+	if leg.Leg != sip.LegCallback || leg.Operator != "op1" || leg.Promise != "p-1" || leg.Caller != "+79161234567" {
+		t.Fatalf("the proxy saw %+v", leg)
+	}
+	expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true})
+	expectHears(t, "customer", cust.audio, map[float64]bool{toneOperator: true})
+	if err := cust.d.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-op.d.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("operator leg still up after the customer hung up")
+	}
+	if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+		t.Fatal("callback not torn down")
+	}
+}
+
+// TestCallbackCustomerBusy: the operator answers, the customer is busy; the operator
+// is hung up and no promise is reported kept.
+func TestCallbackCustomerBusy(t *testing.T) {
+	customer := newPeer(t, "customer", toneCaller)
+	customer.reject = 486
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.addr}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"}); err != nil {
+		t.Fatal(err)
+	}
+	op := r.operator.waitAnswered(t)
+	select {
+	case <-op.d.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("operator not hung up after the customer was busy")
+	}
+	select {
+	case k := <-r.kept:
+		t.Fatalf("promise reported kept: %v", k)
+	default:
+	}
+}
+
+func TestCallbackWithoutTrunk(t *testing.T) {
+	br, err := b2bua.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Callback(context.Background(), b2bua.Callback{Operator: "op1", Number: "+7916"}); err == nil {
+		t.Fatal("callback without a trunk accepted")
+	}
+}
