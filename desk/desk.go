@@ -80,6 +80,31 @@ type Line struct {
 	Name   string `json:"name" yaml:"name"`
 	Script string `json:"script" yaml:"script"`
 	Source string `json:"source,omitempty" yaml:"source"`
+	// Media puts the line in media mode: the desk's media bridge carries the audio
+	// (a B2BUA), so supervisors can listen, whisper and barge and the call can be
+	// recorded. Proxy mode (false) stays the default: it never touches the audio.
+	Media bool `json:"media,omitempty" yaml:"media"`
+	// Record keeps a stereo recording of each answered call (media lines only).
+	Record bool `json:"record,omitempty" yaml:"record"`
+	// Retention is how long a recording is kept; DefaultRetention when Record is
+	// set and this is zero.
+	Retention time.Duration `json:"retention,omitempty" yaml:"retention"`
+}
+
+// DefaultRetention is how long recordings are kept when a recording line names no
+// retention: 90 days, long enough to settle a dispute over what was promised.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// RecordingRetention is how long this line's recordings are kept: 0 when it does
+// not record.
+func (l Line) RecordingRetention() time.Duration {
+	switch {
+	case !l.Record:
+		return 0
+	case l.Retention > 0:
+		return l.Retention
+	}
+	return DefaultRetention
 }
 
 // DefaultLine is the ID of the line that catches any number not otherwise configured.
@@ -117,7 +142,23 @@ type Call struct {
 	// "cancelled", "no operator", "timeout".
 	Reason   string    `json:"reason,omitempty"`
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// Media is set when the media bridge carries the call (a media-mode line, or
+	// a callback): only such a call can be monitored or recorded.
+	Media bool `json:"media,omitempty"`
+	// Recorded is set when the call's line records it.
+	Recorded bool `json:"recorded,omitempty"`
+	// Direction is "callback" for a call the desk dialled back; "" is inbound.
+	Direction string `json:"direction,omitempty"`
+	// PromiseID is the promise a callback keeps when the customer answers.
+	PromiseID string `json:"promise_id,omitempty"`
+	// Monitors are the supervisors' legs in the call now (media mode only),
+	// shown on the board; they are cleared when the call ends (the audit log
+	// keeps every use).
+	Monitors []Monitor `json:"monitors,omitempty"`
 }
+
+// DirectionCallback marks a call the desk dialled back (Call.Direction).
+const DirectionCallback = "callback"
 
 // Attempt is one operator rung for a call, in order.
 type Attempt struct {
@@ -192,6 +233,10 @@ const (
 	EventCallMissed   = "call.missed"
 	EventPresence     = "presence"
 	EventSnapshot     = "snapshot"
+	// EventCallMonitor: a supervisor's leg in a media-mode call changed (ringing,
+	// joined, switched mode, left, failed). Payload MonitorUpdate, to the call's
+	// operator (he always sees that he is monitored) and the supervisors.
+	EventCallMonitor = "call.monitor"
 )
 
 // Pop is the payload of call.ringing: everything the operator's page needs to show

@@ -89,6 +89,9 @@ const (
 var (
 	// ErrNotLive: the call is over, or not answered yet, so there is nothing to join.
 	ErrNotLive = errors.New("call is not live")
+	// ErrNoTrunk: a callback was asked for, but the desk has no outbound trunk to
+	// dial the customer through (media.trunk in DESK_CONFIG).
+	ErrNoTrunk = errors.New("no outbound trunk configured")
 	// ErrBridge: the media bridge failed to do what it was asked (it could not
 	// ring the phone, or the trunk refused); the HTTP side answers 502.
 	ErrBridge = errors.New("media bridge failed")
@@ -105,13 +108,16 @@ type Monitor struct {
 
 // MonitorEvent is one change of a supervisor's leg, as the pages and the audit see it.
 type MonitorEvent struct {
-	CallID     string      `json:"call_id"` // the desk's call id
-	Operator   string      `json:"operator"`
-	Supervisor string      `json:"supervisor"`
-	Mode       MonitorMode `json:"mode"`
-	State      string      `json:"state"`
-	Reason     string      `json:"reason,omitempty"`
-	At         time.Time   `json:"at"`
+	CallID     string `json:"call_id"` // the desk's call id
+	Operator   string `json:"operator"`
+	Supervisor string `json:"supervisor"`
+	// SupervisorName is his display name, so the operator's page (which cannot list
+	// users) says who is listening. Untrusted text to the page: shown as text.
+	SupervisorName string      `json:"supervisor_name,omitempty"`
+	Mode           MonitorMode `json:"mode"`
+	State          string      `json:"state"`
+	Reason         string      `json:"reason,omitempty"`
+	At             time.Time   `json:"at"`
 }
 
 // MonitorUpdate is the payload of call.monitor. The change sits under "monitor"

@@ -38,6 +38,8 @@ type Sales struct {
 	notifier      Notifier
 	wrapupTTL     time.Duration
 	unsaved       func(callID string) bool
+	bridge        bridgeRef // the media bridge that dials callbacks; unset without media mode
+	dialing       dialGuard // who pressed "call back" lately
 
 	// locks serialise the wrap-up of one call on this node, so a double click does
 	// not write the contact's history twice.
@@ -1053,7 +1055,9 @@ func (s *Sales) CallEnded(ctx context.Context, c *Call) {
 // and adds the call to a known contact's history. A caller who rings again while
 // his callback is open gets no second one; an anonymous caller none at all.
 func (s *Sales) CallMissed(ctx context.Context, c *Call) {
-	if c == nil {
+	if c == nil || c.Direction == DirectionCallback {
+		// A callback the operator could not take was never the customer's call:
+		// it leaves no missed call in his history and no new callback promise.
 		return
 	}
 	now := s.now()

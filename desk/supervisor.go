@@ -15,10 +15,12 @@ import (
 // whisper to an operator, move what a manager owns to another, and force an
 // operator's presence. Every move and every forced presence is audited.
 type Supervisor struct {
-	store Store
-	pub   Publisher
-	log   *slog.Logger
-	now   func() time.Time
+	store  Store
+	pub    Publisher
+	log    *slog.Logger
+	now    func() time.Time
+	bridge bridgeRef    // unset: the desk runs without media mode
+	calls  CallMonitors // nil: live calls are read from the store
 }
 
 // SupervisorOption configures a Supervisor.

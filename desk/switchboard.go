@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"slices"
@@ -107,6 +108,17 @@ type Incoming struct {
 	// Tried are the operators already rung for this call, for hunting.
 	Tried    []string
 	Received time.Time
+	// Bridged is set when the INVITE comes from the desk's own media bridge: it is
+	// the operator leg of a media-mode call, or the operator leg of a callback.
+	// Such a call is routed as in proxy mode and marked Media.
+	Bridged bool
+	// Operator pins the call to one operator (a callback rings only the operator
+	// who pressed "call back"); "" lets routing choose.
+	Operator string
+	// Callback marks a callback dialled from the desk; PromiseID is the promise it
+	// keeps, if any. Caller is then the customer's number and Dialled the line.
+	Callback  bool
+	PromiseID string
 }
 
 // Route is the decision: ring Operator on Bindings for RingTimeout, or reject with
@@ -117,6 +129,14 @@ type Route struct {
 	RingTimeout time.Duration
 	Status      int
 	Reason      string
+	// Media says: hand the call to the media bridge instead of ringing anybody.
+	// It is set only for a call on a media line that did not come from the bridge
+	// (Incoming.Bridged false); the bridge then routes its operator leg again.
+	Media bool
+	// Record and Retention say whether the bridge records the call and for how long
+	// the recording is kept (the line's settings).
+	Record    bool
+	Retention time.Duration
 }
 
 // SwitchboardOption configures a Switchboard.
@@ -429,6 +449,16 @@ func (s *Switchboard) lookupCtx(ctx context.Context) (context.Context, context.C
 // Route picks and reserves the operator for a call, and pops the call on his page
 // before returning. It never fails because of the store.
 func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
+	if !in.Bridged && in.Operator == "" {
+		// A media line's call goes to the bridge before anything else: no claim,
+		// no call record and no pop yet. They come with the bridge's own INVITE
+		// (Bridged), so they are not made twice. The line is found from the
+		// configuration and the cached logins: no store round trip.
+		if l, ok := s.mediaLine(ctx, in.Dialled); ok {
+			s.log.Debug("switchboard: media line, handing to the bridge", "sip_call_id", in.SIPCallID, "line", l.Number)
+			return Route{Media: true, Record: l.Record, Retention: l.RecordingRetention()}
+		}
+	}
 	start := s.now()
 	received := in.Received
 	if received.IsZero() {
@@ -508,7 +538,10 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 		contact, lookupFailed = l.c, l.failed
 	}
 
-	line, script, source, direct := s.line(in.Dialled, ops)
+	line, script, source, direct, lineCfg := s.line(in.Dialled, ops, in.Operator != "")
+	if in.Operator != "" {
+		direct = in.Operator // a callback rings the operator who asked for it, and only him
+	}
 	var manager *Operator
 	if contact != nil && contact.Manager != "" {
 		manager = ops[contact.Manager]
@@ -563,7 +596,11 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 		lc = &liveCall{contact: contact, call: &Call{
 			ID: callID, SIPCallID: in.SIPCallID, From: from, FromDisplay: in.CallerName, To: to,
 			Line: line, State: CallRinging, LookupFailed: lookupFailed, Started: received,
+			Media: in.Bridged, Recorded: in.Bridged && lineCfg.Record, PromiseID: in.PromiseID,
 		}}
+		if in.Callback || in.Operator != "" {
+			lc.call.Direction = DirectionCallback
+		}
 		if script != nil {
 			lc.call.Script = script.ID
 		}
@@ -614,6 +651,9 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 			slices.Sort(busy)
 			s.log.Debug("switchboard: operators when no one was available", "sip_call_id", in.SIPCallID, "operators", busy)
 		}
+		if in.Operator != "" {
+			return Route{Status: 480, Reason: s.pinnedReason(ops, in.Operator, skip)}
+		}
 		return Route{Status: 480, Reason: "no operator available"}
 	}
 
@@ -632,7 +672,54 @@ func (s *Switchboard) Route(ctx context.Context, in Incoming) Route {
 	s.dispatchSave(in.SIPCallID, snapshot)
 	s.log.Info("switchboard: routed", "sip_call_id", in.SIPCallID, "call", callID, "from", from,
 		"line", line, "operator", chosen, "attempt", len(snapshot.Attempts), "degraded", rc.degraded)
-	return Route{Operator: chosen, Bindings: bindings, RingTimeout: s.ringTimeout}
+	r := Route{Operator: chosen, Bindings: bindings, RingTimeout: s.ringTimeout}
+	if in.Bridged {
+		r.Record, r.Retention = lineCfg.Record, lineCfg.RecordingRetention()
+	}
+	return r
+}
+
+// mediaLine returns the line a call to dialled reaches when that line is in media
+// mode. A login (a direct call between colleagues) is never a media line. It
+// reads only the configuration and the cached operators, so the first Route of a
+// media call costs no store round trip (but for the very first call after start,
+// when nothing is cached yet).
+func (s *Switchboard) mediaLine(ctx context.Context, dialled string) (Line, bool) {
+	l, ok := s.configuredLine(dialled)
+	if !ok || !l.Media {
+		return Line{}, false
+	}
+	s.mu.Lock()
+	cold := len(s.ops) == 0
+	s.mu.Unlock()
+	if cold && !s.storeDown() {
+		// Nothing read yet (the desk just started): read the operators once, so a
+		// login is told from a line; every later call uses the cache.
+		s.operators(&routeCtx{ctx: ctx})
+	}
+	s.mu.Lock()
+	_, login := s.ops[dialled]
+	s.mu.Unlock()
+	if login && dialled != "" {
+		return Line{}, false
+	}
+	return l, true
+}
+
+// pinnedReason says why a call pinned to operator (a callback) cannot ring him.
+func (s *Switchboard) pinnedReason(ops map[string]*Operator, operator string, tried []string) string {
+	o := ops[operator]
+	switch {
+	case o == nil:
+		return "operator " + operator + " is unknown"
+	case slices.Contains(tried, operator):
+		return "operator " + operator + " did not answer"
+	case !o.Registered:
+		return "operator " + operator + " has no registered phone"
+	case !free(o):
+		return "operator " + operator + " is busy (" + string(o.Status) + ")"
+	}
+	return "operator " + operator + " cannot be rung"
 }
 
 // duplicateLocked recognises a repeated Route for the attempt still ringing (a
@@ -710,22 +797,44 @@ func (s *Switchboard) operators(rc *routeCtx) map[string]*Operator {
 }
 
 // line finds the dialled line: an operator's login (a direct call), a configured
-// line, or the default line.
-func (s *Switchboard) line(dialled string, ops map[string]*Operator) (id string, script *Script, source, direct string) {
-	if _, ok := ops[dialled]; ok && dialled != "" {
-		return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), dialled
+// line, or the default line. With linesOnly (a callback names its line) a login is
+// not looked for. cfg is the line's configuration (the default line's entry, if
+// configured, for an unknown number; none for a direct call).
+func (s *Switchboard) line(dialled string, ops map[string]*Operator, linesOnly bool) (id string, script *Script, source, direct string, cfg Line) {
+	if _, ok := ops[dialled]; ok && dialled != "" && !linesOnly {
+		// A direct call is never carried by the bridge, whatever the default line says.
+		return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), dialled, Line{Number: DefaultLine}
 	}
+	if l, ok := s.matchLine(dialled); ok {
+		sc := s.scripts[l.Script]
+		if sc == nil {
+			sc = s.scripts[s.defaultScript]
+		}
+		return l.Number, sc, l.Source, "", l
+	}
+	def, _ := s.matchLine(DefaultLine)
+	return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), "", def
+}
+
+// matchLine returns the configured line whose number is dialled, as written or
+// both as E.164.
+func (s *Switchboard) matchLine(dialled string) (Line, bool) {
 	e164, err := phone.Normalize(dialled, s.region)
 	for _, l := range s.lines {
 		if (err == nil && l.e164 != "" && l.e164 == e164) || l.Number == dialled {
-			sc := s.scripts[l.Script]
-			if sc == nil {
-				sc = s.scripts[s.defaultScript]
-			}
-			return l.Number, sc, l.Source, ""
+			return l.Line, true
 		}
 	}
-	return DefaultLine, s.scripts[s.defaultScript], s.defaultSource(), ""
+	return Line{}, false
+}
+
+// configuredLine returns the line a call to dialled reaches when it is not a
+// login: the matching line, else the default line's entry when it is configured.
+func (s *Switchboard) configuredLine(dialled string) (Line, bool) {
+	if l, ok := s.matchLine(dialled); ok {
+		return l, true
+	}
+	return s.matchLine(DefaultLine)
 }
 
 // defaultSource is the preset source of the default line, when it has one.
@@ -1180,6 +1289,7 @@ func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
 		return // a duplicate, or Route already reported nobody available
 	}
 	c.State, c.Ended, c.Reason = CallMissed, &now, missedReason(status)
+	c.Monitors = nil
 	var ringing []string
 	for i := range c.Attempts {
 		if c.Attempts[i].Outcome == "" {
@@ -1224,6 +1334,7 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 			return
 		}
 		c.State, c.Ended = CallEnded, &at
+		c.Monitors = nil // the bridge tears the supervisors' legs down with the call
 		c.Reason = by + " hung up"
 		if by == "" {
 			c.Reason = "hung up"
@@ -1307,40 +1418,136 @@ func (s *Switchboard) Live(ctx context.Context) ([]*Call, error) {
 // event runs fn for the call on the call's worker, loading the call from the store
 // when this node does not know it (after a restart, or routed by another node).
 func (s *Switchboard) event(sipCallID string, fn func(ctx context.Context, lc *liveCall)) {
-	s.shardFor(sipCallID).enqueue(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
-		defer cancel()
+	s.shardFor(sipCallID).enqueue(func() { s.runEvent(sipCallID, fn) })
+}
+
+// runEvent is event's work on the worker; it reports false when the call is unknown.
+func (s *Switchboard) runEvent(sipCallID string, fn func(ctx context.Context, lc *liveCall)) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	s.mu.Lock()
+	lc := s.live[sipCallID]
+	s.mu.Unlock()
+	if lc == nil {
+		if s.storeDown() {
+			s.log.Warn("switchboard: event for an unknown call while the store is down", "sip_call_id", sipCallID)
+			return false
+		}
+		c, err := s.store.CallBySIPID(ctx, sipCallID)
+		if err != nil {
+			s.failed("call by sip id", err)
+			s.log.Warn("switchboard: event for an unknown call", "sip_call_id", sipCallID, "err", err)
+			return false
+		}
 		s.mu.Lock()
-		lc := s.live[sipCallID]
+		if lc = s.live[sipCallID]; lc == nil {
+			lc = &liveCall{call: c}
+			if c.Live() {
+				s.live[sipCallID] = lc
+			}
+		}
 		s.mu.Unlock()
-		if lc == nil {
-			if s.storeDown() {
-				s.log.Warn("switchboard: event for an unknown call while the store is down", "sip_call_id", sipCallID)
-				return
-			}
-			c, err := s.store.CallBySIPID(ctx, sipCallID)
-			if err != nil {
-				s.failed("call by sip id", err)
-				s.log.Warn("switchboard: event for an unknown call", "sip_call_id", sipCallID, "err", err)
-				return
-			}
-			s.mu.Lock()
-			if lc = s.live[sipCallID]; lc == nil {
-				lc = &liveCall{call: c}
-				if c.Live() {
-					s.live[sipCallID] = lc
-				}
-			}
+	}
+	fn(ctx, lc)
+	s.mu.Lock()
+	if !lc.call.Live() && s.live[sipCallID] == lc {
+		delete(s.live, sipCallID)
+		s.done[sipCallID] = s.now()
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// LiveCall returns the call with the desk id callID: this node's live copy when
+// it routed or learnt of it (fresher than the store's, whose save may still be
+// queued), else the store's. It implements CallMonitors.
+func (s *Switchboard) LiveCall(ctx context.Context, callID string) (*Call, error) {
+	s.mu.Lock()
+	for _, lc := range s.live {
+		if lc.call.ID == callID {
+			c := cloneCall(lc.call)
 			s.mu.Unlock()
+			return c, nil
 		}
-		fn(ctx, lc)
-		s.mu.Lock()
-		if !lc.call.Live() && s.live[sipCallID] == lc {
-			delete(s.live, sipCallID)
-			s.done[sipCallID] = s.now()
-		}
-		s.mu.Unlock()
+	}
+	s.mu.Unlock()
+	c, err := s.store.Call(ctx, callID)
+	if err != nil {
+		return nil, fmt.Errorf("call %s: %w", callID, err)
+	}
+	return c, nil
+}
+
+// SetMonitor keeps a supervisor's leg on the live call carried under
+// ch.SIPCallID: ringing, joined and switched put (or update) him in the call's
+// Monitors, left and failed take him out. It runs on the call's worker, in order
+// with the call's other events, saves the call and returns it as it now stands; a
+// call already over is returned unchanged. It waits for the worker at most until
+// ctx ends. It implements CallMonitors.
+func (s *Switchboard) SetMonitor(ctx context.Context, ch MonitorChange) (*Call, error) {
+	if ch.SIPCallID == "" || ch.Supervisor == "" {
+		return nil, fmt.Errorf("monitor change without a call or a supervisor: %w", ErrInvalid)
+	}
+	type result struct {
+		call *Call
+		ok   bool
+	}
+	done := make(chan result, 1)
+	s.shardFor(ch.SIPCallID).enqueue(func() {
+		var snap *Call
+		found := s.runEvent(ch.SIPCallID, func(ctx context.Context, lc *liveCall) {
+			s.mu.Lock()
+			c := lc.call
+			changed := c.Live() && applyMonitor(c, ch, s.now())
+			snap = cloneCall(c)
+			s.mu.Unlock()
+			if changed {
+				s.save(ctx, snap)
+			}
+		})
+		done <- result{snap, found}
 	})
+	select {
+	case r := <-done:
+		if !r.ok {
+			return nil, fmt.Errorf("monitor of sip call %s: %w", ch.SIPCallID, ErrNotFound)
+		}
+		return r.call, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("monitor of sip call %s: %w", ch.SIPCallID, ctx.Err())
+	}
+}
+
+// applyMonitor applies ch to c.Monitors and reports whether they changed.
+func applyMonitor(c *Call, ch MonitorChange, now time.Time) bool {
+	at := ch.At
+	if at.IsZero() {
+		at = now
+	}
+	i := slices.IndexFunc(c.Monitors, func(m Monitor) bool { return m.Supervisor == ch.Supervisor })
+	switch ch.State {
+	case MonitorLeft, MonitorFailed:
+		if i < 0 {
+			return false
+		}
+		c.Monitors = slices.Delete(c.Monitors, i, i+1)
+		if len(c.Monitors) == 0 {
+			c.Monitors = nil
+		}
+		return true
+	case MonitorRinging, MonitorJoined, MonitorSwitched:
+		m := Monitor{Supervisor: ch.Supervisor, Mode: ch.Mode, State: ch.State, Since: at}
+		if i < 0 {
+			c.Monitors = append(c.Monitors, m)
+			return true
+		}
+		if c.Monitors[i].Mode == m.Mode && c.Monitors[i].State == m.State {
+			return false // a repeated report
+		}
+		c.Monitors[i] = m
+		return true
+	}
+	return false
 }
 
 // contactOf returns the call's contact, loading it when the call was loaded from the store.
@@ -1413,6 +1620,7 @@ func newID() string {
 func cloneCall(c *Call) *Call {
 	cp := *c
 	cp.Attempts = slices.Clone(c.Attempts)
+	cp.Monitors = slices.Clone(c.Monitors)
 	if c.Answered != nil {
 		t := *c.Answered
 		cp.Answered = &t

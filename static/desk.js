@@ -2,8 +2,11 @@
 // of the call on this operator's phone with the caller's history and the line's
 // script as a working form (script.js); the wrap-up the operator owes after an
 // answered call; and his open promises with their countdowns (promises.js).
+// In media mode a banner says which supervisor is on his call, and how (listening,
+// coaching him, or in the conversation), from the live calls' "monitors" and the
+// call.monitor frames.
 import { t, applyI18n, bindLangSwitch, onLangChange } from "./i18n.js";
-import { $, show, api, formatNumber, mmss, loginFlow, logout, Feed, store } from "./common.js";
+import { $, el, show, api, formatNumber, mmss, loginFlow, logout, Feed, store } from "./common.js";
 import { Outbox } from "./outbox.js";
 import { ScriptForm } from "./script.js";
 import { PromisePanel } from "./promises.js";
@@ -23,6 +26,7 @@ const state = {
   timer: null,
   wrapups: new Map(),  // call id -> call: answered calls whose wrap-up is still owed
   promisesLoaded: false,
+  monitors: new Map(), // call id -> Map(supervisor login -> {supervisor, name, mode, state}) on this operator's calls
 };
 
 applyI18n(document);
@@ -47,7 +51,7 @@ let panel = null;
 let history = null;
 let pins = null;
 
-onLangChange(() => { form.relabel(); if (panel) panel.render(); if (history) history.relabel(); if (pins) pins.render(); render(); });
+onLangChange(() => { form.relabel(); if (panel) panel.render(); if (history) history.relabel(); if (pins) pins.render(); render(); renderMonitors(); });
 
 loginFlow((user) => {
   state.me = user;
@@ -117,12 +121,19 @@ function onFrame(f) {
     case "call.ended":
     case "call.missed":
       if (!f.call) break;
+      if (f.type === "call.ended" || (f.type === "call.missed" && f.call.state !== "ringing")) state.monitors.delete(f.call.id);
+      else setMonitors(f.call);
+      renderMonitors();
       if (f.type === "call.ended" && f.call.answered && f.call.operator === state.me.login) state.wrapups.set(f.call.id, f.call);
       if (f.type === "call.missed" || (f.type === "call.ended" && !f.call.answered)) store.del(POP_PREFIX + f.call.id);
       if (!state.call || state.call.id === f.call.id || f.type === "call.answered") {
         if (!state.call || state.call.id !== f.call.id) state.pop = null;
         setCall(f.call);
       }
+      break;
+    case "call.monitor":
+      if (f.call && f.call.id && f.call.state === "answered") setMonitors(f.call);
+      onMonitor(f);
       break;
     case "script.progress":
       if (f.record && f.call_id === form.callId) form.applyRecord(f.record);
@@ -162,6 +173,11 @@ function onSnapshot(f) {
   if (pending) state.wrapups.set(pending.call.id, pending.call);
   // A page (re)opened during a call shows it from the live calls.
   const mine = (f.calls || []).find((c) => c && c.operator === state.me.login);
+  if (Array.isArray(f.calls)) {
+    state.monitors.clear();
+    for (const c of f.calls) if (c && c.operator === state.me.login) setMonitors(c);
+    renderMonitors();
+  }
   if (mine) {
     if (!state.call || state.call.id !== mine.id) state.pop = null;
     setCall(mine);
@@ -235,6 +251,59 @@ function closed(callId, result) {
     if (next) setCall(next);
   }
   render();
+}
+
+// ---- supervisors on the call (media mode) ----
+
+function setMonitors(call) {
+  if (!call || !call.id || !Array.isArray(call.monitors) || call.operator !== state.me.login) return;
+  const per = new Map();
+  for (const m of call.monitors) if (m && m.supervisor) per.set(m.supervisor, { ...m, name: m.name || m.supervisor_name || "" });
+  if (per.size) state.monitors.set(call.id, per); else state.monitors.delete(call.id);
+}
+
+function onMonitor(f) {
+  const m = f.monitor && typeof f.monitor === "object" ? { ...f, ...f.monitor } : f;
+  if (!m.call_id || !m.supervisor || (m.operator && m.operator !== state.me.login)) return;
+  const per = state.monitors.get(m.call_id) || new Map();
+  const old = per.get(m.supervisor);
+  if (m.state === "left" || m.state === "failed") {
+    per.delete(m.supervisor);
+  } else {
+    per.set(m.supervisor, {
+      ...old,
+      supervisor: m.supervisor,
+      name: m.supervisor_name || m.name || (old && old.name) || "",
+      mode: m.mode || (old && old.mode) || "",
+      state: m.state === "switched" ? "joined" : m.state || (old && old.state) || "",
+    });
+  }
+  if (per.size) state.monitors.set(m.call_id, per); else state.monitors.delete(m.call_id);
+  renderMonitors();
+}
+
+// renderMonitors shows the banner while a supervisor's phone is in one of this
+// operator's calls: "Svetlana Orlova is coaching you". Ringing legs are not shown:
+// he is not on the call yet.
+function renderMonitors() {
+  const list = $("monitor-list");
+  const items = [];
+  for (const [callId, per] of state.monitors) {
+    for (const m of per.values()) {
+      if (m.state !== "joined") continue;
+      const li = el("li", `monitor-on mode-${m.mode || ""}`);
+      li.dataset.callId = callId;
+      li.dataset.supervisor = m.supervisor;
+      li.dataset.mode = m.mode || "";
+      li.append(el("strong", "monitor-name", m.name || m.supervisor), document.createTextNode(" "),
+        el("span", "monitor-what", t(`monOp_${["listen", "whisper"].includes(m.mode) ? m.mode : "barge"}`)));
+      items.push(li);
+    }
+  }
+  list.replaceChildren(...items);
+  const box = $("monitor-banner");
+  box.dataset.mode = items.length ? items[items.length - 1].dataset.mode : "";
+  show(box, items.length > 0);
 }
 
 function forgetOldPops() {

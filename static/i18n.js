@@ -84,6 +84,17 @@ const dict = {
     rc_meetings: "Meetings", rc_first_calls: "First calls", rc_meetings_on_first_call: "Meetings on a first call",
     rc_first_call_rate: "First-call goal rate",
     v_pool: "pool", v_unknown: "unknown", v_unspecified: "unspecified",
+    // Media mode: supervisors on a call, recordings, callbacks from the desk.
+    monitorLabel: "Listen in", mon_listen: "Listen", mon_whisper: "Whisper", mon_barge: "Barge", mon_stop: "Stop",
+    monHint_listen: "You hear both; nobody hears you", monHint_whisper: "You hear both; only the operator hears you",
+    monHint_barge: "All three hear each other",
+    mode_listen: "listening", mode_whisper: "whispering", mode_barge: "in the call",
+    ms_ringing: "ringing his phone", ms_joined: "on the call", ms_switched: "on the call",
+    monitorFailed: "Could not join", noAudio: "proxy mode: no audio", rec: "REC", dir_callback: "callback",
+    recentCalls: "Recent calls", colEnded: "Ended", colRecording: "Recording", noRecent: "No calls ended since the board was opened",
+    play: "Play", playRecording: "Play the recording", recording: "Call recording",
+    monOp_listen: "is listening to the call", monOp_whisper: "is coaching you (the caller does not hear)", monOp_barge: "joined the call",
+    callBackNow: "Call back", callBackCalling: "Calling your phone…", callBackFailed: "Could not call back",
   },
   ru: {
     title: "Рабочее место оператора", supervisorTitle: "Рабочее место — супервизор",
@@ -168,6 +179,17 @@ const dict = {
     rc_meetings: "Встречи", rc_first_calls: "Первые звонки", rc_meetings_on_first_call: "Встречи с первого звонка",
     rc_first_call_rate: "Цель первого контакта",
     v_pool: "общий пул", v_unknown: "не указан", v_unspecified: "не указана",
+    // Режим медиа: супервизор на звонке, записи, обратные звонки с рабочего места.
+    monitorLabel: "Подключение к звонку", mon_listen: "Слушать", mon_whisper: "Подсказывать", mon_barge: "Вмешаться", mon_stop: "Отключиться",
+    monHint_listen: "Вы слышите обоих, вас не слышит никто", monHint_whisper: "Вы слышите обоих, вас слышит только оператор",
+    monHint_barge: "Все трое слышат друг друга",
+    mode_listen: "слушает", mode_whisper: "подсказывает", mode_barge: "в разговоре",
+    ms_ringing: "звоним на его телефон", ms_joined: "на линии", ms_switched: "на линии",
+    monitorFailed: "Не удалось подключиться", noAudio: "режим прокси: звука нет", rec: "запись", dir_callback: "обратный звонок",
+    recentCalls: "Недавние звонки", colEnded: "Завершён", colRecording: "Запись", noRecent: "С открытия доски звонки не завершались",
+    play: "Прослушать", playRecording: "Прослушать запись", recording: "Запись разговора",
+    monOp_listen: "слушает разговор", monOp_whisper: "подсказывает (клиент не слышит)", monOp_barge: "участвует в разговоре",
+    callBackNow: "Перезвонить", callBackCalling: "Звоним на ваш телефон…", callBackFailed: "Не удалось перезвонить",
   },
 };
 

@@ -1,6 +1,8 @@
 // The operator's open promises, always on screen: sorted by deadline, each with a
 // live countdown (red once overdue) and a "kept" button that asks for the result.
 // The list starts from the snapshot and follows promise.updated / promise.overdue.
+// A promise with a phone has "call back": the desk rings the operator's phone and,
+// when he answers, dials the customer (media mode); the row says so, or why not.
 import { t, currentLang } from "./i18n.js";
 import { el, show, api, hhmmss, formatNumber, formatWhen } from "./common.js";
 
@@ -10,6 +12,7 @@ export class PromisePanel {
     this.items = new Map(); // id -> promise
     this.rows = new Map();  // id -> {li, cd}
     this.editing = null;    // id whose "kept" form is open
+    this.dialing = new Map(); // id -> {state: "pending"|"calling"|"error", text, at} of a callback asked for
     setInterval(() => this.tick(), 1000);
   }
 
@@ -21,7 +24,7 @@ export class PromisePanel {
 
   upsert(p) {
     if (!p || !p.id) return;
-    if (p.state === "kept") this.items.delete(p.id);
+    if (p.state === "kept") { this.items.delete(p.id); this.dialing.delete(p.id); }
     else this.items.set(p.id, { ...this.items.get(p.id), ...p });
     this.render();
   }
@@ -53,8 +56,22 @@ export class PromisePanel {
       const kept = el("button", "kept", t("kept"));
       kept.type = "button";
       kept.addEventListener("click", () => this.openKept(p.id));
-      li.append(what, who, due, cd, kept);
-      this.rows.set(p.id, { li, cd });
+      li.append(what, who, due, cd);
+      let msg = null;
+      if (p.phone) {
+        const d = this.dialing.get(p.id);
+        const call = el("button", "callback", `☎ ${t("callBackNow")}`);
+        call.type = "button";
+        call.title = `${t("callBackNow")} ${formatNumber(p.phone)}`;
+        call.disabled = !!d && d.state !== "error";
+        call.addEventListener("click", () => this.callBack(p.id));
+        msg = el("span", "callback-msg");
+        msg.setAttribute("role", "status");
+        li.append(call);
+      }
+      li.append(kept);
+      if (msg) li.append(msg);
+      this.rows.set(p.id, { li, cd, msg });
       lis.push(li);
     }
     this.list.replaceChildren(...lis);
@@ -63,7 +80,20 @@ export class PromisePanel {
 
   tick() {
     const now = Date.now();
-    for (const [id, { li, cd }] of this.rows) {
+    // "calling your phone" is shown for a while; the promise is kept when the
+    // customer answers, and leaves the list then.
+    for (const [id, d] of this.dialing) {
+      if (d.state !== "pending" && now - d.at > 90000) this.dialing.delete(id);
+    }
+    for (const [id, { li, cd, msg }] of this.rows) {
+      if (msg) {
+        const d = this.dialing.get(id);
+        const text = !d ? "" : d.state === "error" ? d.text : d.state === "pending" ? "…" : t("callBackCalling");
+        if (msg.textContent !== text) msg.textContent = text;
+        msg.dataset.state = d ? d.state : "";
+        const b = li.querySelector("button.callback");
+        if (b) b.disabled = !!d && d.state !== "error";
+      }
       const p = this.items.get(id);
       const due = Date.parse(p && p.due);
       if (!due) { cd.textContent = ""; continue; }
@@ -71,6 +101,19 @@ export class PromisePanel {
       li.classList.toggle("overdue", over);
       cd.textContent = over ? `${t("overdue")} ${hhmmss(now - due)}` : hhmmss(due - now);
     }
+  }
+
+  // callBack asks the desk to ring this operator's phone and then the customer.
+  async callBack(id) {
+    const d = this.dialing.get(id);
+    if (d && d.state !== "error") return;
+    this.dialing.set(id, { state: "pending", at: Date.now() });
+    this.tick();
+    let r;
+    try { r = await api("POST", `/api/promises/${encodeURIComponent(id)}/callback`, {}); } catch { r = { status: 0 }; }
+    if (r.ok) this.dialing.set(id, { state: "calling", at: Date.now() });
+    else this.dialing.set(id, { state: "error", text: (r.data && r.data.error) || (r.status ? t("callBackFailed") : t("offline")), at: Date.now() });
+    this.tick();
   }
 
   openKept(id) {

@@ -10,6 +10,12 @@
 //
 // Actions: whisper to an operator, force him away or back, reassign what a manager
 // owns, and force-close a wrap-up an operator still owes.
+//
+// Media mode (the desk carries the audio): on a live media call the supervisor
+// listens, whispers or barges (the desk rings his own phone), switches mode or
+// stops; the board shows everyone monitoring each call (from the calls' "monitors"
+// and call.monitor frames). Calls recorded and ended this session are listed under
+// "Recent calls" with a player for the recording.
 import { t, applyI18n, bindLangSwitch, onLangChange, currentLang } from "./i18n.js";
 import { $, el, show, api, formatNumber, formatWhen, mmss, hhmmss, loginFlow, logout, Feed } from "./common.js";
 
@@ -25,6 +31,14 @@ const whispers = new Map();  // whisper id -> whisper
 const picked = new Set();    // overdue promise ids ticked for a reassignment
 const counted = { answered: new Set(), missed: new Set(), overdue: new Set(), kept: new Set() };
 const presenceError = new Map(); // login -> error text of a failed force
+const monitors = new Map();  // call id -> Map(supervisor login -> {supervisor, mode, state, since, name})
+const monitorError = new Map(); // call id -> {supervisor, reason} of the last monitor that failed on it
+const monitorBusy = new Map(); // call id -> {gone} while this supervisor's request is in flight
+const recent = new Map();    // call id -> an answered call that ended while the board was open
+const players = new Map();   // call id -> its <audio>, kept across renders so playback goes on
+const names = new Map();     // login -> display name of every user, when the list could be read
+const MODES = ["listen", "whisper", "barge"];
+const RECENT_MAX = 30;
 let forcing = null;          // {id, reason} while a force-close is being confirmed
 let conn = "connecting";
 let focus = "";              // "", "op:LOGIN" or "line:LINE"
@@ -46,6 +60,7 @@ loginFlow((user) => {
   }
   show($("board"), true);
   show($("toolbar"), true);
+  loadNames();
   new Feed({
     onFrame,
     onState: (s) => { conn = s; renderConn(); },
@@ -71,6 +86,11 @@ function onFrame(f) {
     case "call.ended":
     case "call.missed":
       if (f.call && f.call.id) onCall(f.type, f.call);
+      break;
+    case "call.monitor":
+      // The frame carries the call as it now stands, with its monitors, and the change.
+      if (f.call && f.call.id && calls.has(f.call.id) && !endedAt.has(f.call.id)) putCall(f.call);
+      onMonitor(f);
       break;
     case "script.progress":
       if (f.call_id && f.record) progress.set(f.call_id, f.record);
@@ -101,7 +121,8 @@ function applySnapshot(f) {
   calls.clear();
   endedAt.clear();
   owed.clear();
-  for (const c of f.calls || []) if (c && c.id) calls.set(c.id, c);
+  monitors.clear();
+  for (const c of f.calls || []) if (c && c.id) { calls.set(c.id, c); setMonitors(c); }
   const board = f.board && typeof f.board === "object" ? f.board : null;
   if (Array.isArray(f.operators) || (board && Array.isArray(board.operators))) {
     operators.clear();
@@ -117,7 +138,7 @@ function applySnapshot(f) {
     boardSeen = true;
     for (const q of board.queue || []) {
       const c = q && q.call ? { ...q.call, ...ringInfo(q) } : q;
-      if (c && c.id) { calls.set(c.id, { ...calls.get(c.id), ...c }); seenAttempts(c); }
+      if (c && c.id) { calls.set(c.id, { ...calls.get(c.id), ...c }); setMonitors(c); seenAttempts(c); }
     }
     for (const [id, rec] of Object.entries(board.records || {})) if (rec && typeof rec === "object") progress.set(id, rec);
     missed.clear();
@@ -170,6 +191,7 @@ function putCall(c) {
   delete merged.ringing;
   calls.set(c.id, merged);
   endedAt.delete(c.id);
+  setMonitors(c);
 }
 
 function onCall(type, c) {
@@ -180,6 +202,11 @@ function onCall(type, c) {
     counted.answered.add(c.id);
     bump(c.operator, "answered", 1);
   }
+  if (type === "call.ended" || (type === "call.missed" && c.state !== "ringing")) {
+    monitors.delete(c.id);
+    monitorError.delete(c.id);
+  }
+  if (type === "call.ended" && c.answered) addRecent(calls.get(c.id) || c);
   if (type === "call.ended" && c.answered) {
     owed.set(c.id, Date.now());
     addTalk(c);
@@ -268,6 +295,232 @@ function putWhisper(w) {
   whispers.set(w.id, old && old.acked_at && !w.acked_at ? { ...w, acked_at: old.acked_at } : { ...old, ...w });
 }
 
+// ---- media mode: monitors and recordings ----
+
+// setMonitors takes the monitors a call carries (snapshot or call frames), when it
+// carries the list at all.
+function setMonitors(c) {
+  if (!c || !c.id || !Array.isArray(c.monitors)) return;
+  const per = new Map();
+  for (const m of c.monitors) {
+    if (m && m.supervisor) per.set(m.supervisor, { ...m, name: m.name || m.supervisor_name || "" });
+  }
+  if (per.size) monitors.set(c.id, per); else monitors.delete(c.id);
+}
+
+// onMonitor applies a call.monitor frame: a supervisor's leg ringing, joined,
+// switched to another mode, left, or failed.
+function onMonitor(f) {
+  const m = f.monitor && typeof f.monitor === "object" ? { ...f, ...f.monitor } : f;
+  const id = m.call_id;
+  if (!id || !m.supervisor) return;
+  const per = monitors.get(id) || new Map();
+  const old = per.get(m.supervisor);
+  const name = m.supervisor_name || m.name || (old && old.name) || "";
+  if (name) names.set(m.supervisor, name);
+  if (m.state === "left" || m.state === "failed") {
+    per.delete(m.supervisor);
+    if (me && m.supervisor === me.login && monitorBusy.has(id)) monitorBusy.get(id).gone = true;
+    if (m.state === "failed") monitorError.set(id, { supervisor: m.supervisor, reason: m.reason || "" });
+  } else {
+    per.set(m.supervisor, {
+      ...old,
+      supervisor: m.supervisor,
+      name,
+      mode: m.mode || (old && old.mode) || "",
+      state: m.state === "switched" ? "joined" : m.state || (old && old.state) || "ringing",
+      since: (old && old.since) || m.at || new Date().toISOString(),
+    });
+    const err = monitorError.get(id);
+    if (err && err.supervisor === m.supervisor) monitorError.delete(id);
+  }
+  if (per.size) monitors.set(id, per); else monitors.delete(id);
+}
+
+function myMonitor(id) {
+  const per = monitors.get(id);
+  return per && me ? per.get(me.login) || null : null;
+}
+
+// startMonitor asks for a mode on a call: the desk rings this supervisor's phone,
+// or, when he is already in, switches the mode without redialling.
+async function startMonitor(id, mode) {
+  const mine = myMonitor(id);
+  if ((mine && mine.mode === mode) || monitorBusy.has(id)) return;
+  const busy = { gone: false };
+  monitorBusy.set(id, busy);
+  monitorError.delete(id);
+  render();
+  let r;
+  try { r = await api("POST", `/api/calls/${encodeURIComponent(id)}/monitor`, { mode }); } catch { r = { status: 0 }; }
+  monitorBusy.delete(id);
+  if (r.ok) {
+    // The bridge reports the rest with call.monitor; until then show what was asked.
+    const now = myMonitor(id);
+    if (!busy.gone || now) {
+      const per = monitors.get(id) || new Map();
+      per.set(me.login, { ...now, supervisor: me.login, name: me.name || "", mode, state: now ? now.state : "ringing",
+        since: (now && now.since) || new Date().toISOString() });
+      monitors.set(id, per);
+    }
+  } else {
+    monitorError.set(id, { supervisor: me.login, reason: (r.data && r.data.error) || t("offline") });
+  }
+  render();
+}
+
+async function stopMonitor(id) {
+  if (monitorBusy.has(id)) return;
+  monitorBusy.set(id, { gone: false });
+  monitorError.delete(id);
+  render();
+  let r;
+  try { r = await api("DELETE", `/api/calls/${encodeURIComponent(id)}/monitor`); } catch { r = { status: 0 }; }
+  monitorBusy.delete(id);
+  if (r.ok || r.status === 404) {
+    const per = monitors.get(id);
+    if (per) { per.delete(me.login); if (!per.size) monitors.delete(id); }
+  } else {
+    monitorError.set(id, { supervisor: me.login, reason: (r.data && r.data.error) || t("offline") });
+  }
+  render();
+}
+
+// monitorCell holds a live call's audio controls: the modes (the one in force
+// pressed), stop, everyone on the call, and the last failure.
+function monitorCell(c) {
+  const box = el("div", "monitor");
+  const mine = myMonitor(c.id);
+  const busy = monitorBusy.has(c.id);
+  box.dataset.mode = mine ? mine.mode : "";
+  box.dataset.state = mine ? mine.state : "";
+  box.dataset.busy = busy ? "true" : "false";
+  const group = el("div", "monitor-buttons");
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", t("monitorLabel"));
+  for (const mode of MODES) {
+    const b = el("button", `mon mon-${mode}`, t(`mon_${mode}`));
+    b.type = "button";
+    b.dataset.mode = mode;
+    b.title = t(`monHint_${mode}`);
+    b.setAttribute("aria-pressed", mine && mine.mode === mode ? "true" : "false");
+    b.disabled = busy;
+    b.addEventListener("click", () => startMonitor(c.id, mode));
+    group.append(b);
+  }
+  const stop = el("button", "mon mon-stop", t("mon_stop"));
+  stop.type = "button";
+  stop.disabled = busy || !mine;
+  stop.addEventListener("click", () => stopMonitor(c.id));
+  group.append(stop);
+  box.append(group);
+  const per = monitors.get(c.id);
+  if (per && per.size) {
+    const list = el("ul", "monitors");
+    for (const m of [...per.values()].sort((a, b) => String(a.since || "").localeCompare(String(b.since || "")))) {
+      const li = el("li", `monitor-by ms-${m.state || ""}`);
+      li.dataset.supervisor = m.supervisor;
+      li.dataset.mode = m.mode || "";
+      li.dataset.state = m.state || "";
+      li.append(el("span", "monitor-name", supName(m)), document.createTextNode(" · "),
+        el("span", "monitor-mode", MODES.includes(m.mode) ? t(`mode_${m.mode}`) : m.mode || ""));
+      if (m.state && m.state !== "joined") li.append(document.createTextNode(" · "), el("span", "monitor-state", t(`ms_${m.state}`)));
+      list.append(li);
+    }
+    box.append(list);
+  }
+  const err = monitorError.get(c.id);
+  if (err) {
+    const e = el("div", "error monitor-error", `${t("monitorFailed")}: ${supName({ supervisor: err.supervisor })}${err.reason ? ` — ${err.reason}` : ""}`);
+    e.setAttribute("role", "alert");
+    box.append(e);
+  }
+  return box;
+}
+
+function supName(m) {
+  return m.name || names.get(m.supervisor) || opName(m.supervisor);
+}
+
+// loadNames reads every user's display name once, so the supervisors on a call
+// show by name (the board's operators do not include them).
+async function loadNames() {
+  let r;
+  try { r = await api("GET", "/api/users"); } catch { return; }
+  if (!r.ok || !Array.isArray(r.data)) return;
+  for (const u of r.data) if (u && u.login && u.name && !names.has(u.login)) names.set(u.login, u.name);
+  render();
+}
+
+function addRecent(c) {
+  if (!c || !c.id) return;
+  recent.set(c.id, { ...recent.get(c.id), ...c });
+  const list = [...recent.values()].sort(byEnd);
+  for (const old of list.slice(RECENT_MAX)) { recent.delete(old.id); players.delete(old.id); }
+}
+
+function byEnd(a, b) { return String(b.ended || b.started || "").localeCompare(String(a.ended || a.started || "")); }
+
+function recordingURL(id) { return `/api/calls/${encodeURIComponent(id)}/recording`; }
+
+// player returns the call's audio element, made on the first ▶ and then kept, so a
+// re-render does not stop what is playing.
+function player(id) {
+  let a = players.get(id);
+  if (!a) {
+    a = el("audio", "recording");
+    a.controls = true;
+    a.preload = "metadata";
+    a.src = recordingURL(id);
+    a.setAttribute("aria-label", t("recording"));
+    players.set(id, a);
+  }
+  return a;
+}
+
+let recentKey = "";
+function renderRecent() {
+  const list = [...recent.values()].filter(callInFocus).sort(byEnd);
+  // Only a change of the rows redraws them: a player in the middle of a
+  // recording is left alone by the frames.
+  const key = currentLang() + JSON.stringify(list.map((c) => [c.id, !!c.recorded, c.operator, c.ended, opName(c.operator), players.has(c.id)]));
+  if (key === recentKey) return;
+  recentKey = key;
+  const body = $("recent");
+  body.replaceChildren();
+  for (const c of list) {
+    const tr = el("tr", "recent-call");
+    tr.dataset.id = c.id;
+    tr.dataset.recorded = c.recorded ? "true" : "false";
+    const who = callerCell(c);
+    if (c.direction === "callback") who.append(el("div", "sub direction", t("dir_callback")));
+    const start = Date.parse(c.answered || c.started || "");
+    const end = Date.parse(c.ended || "");
+    const rec = el("td", "recording-cell");
+    if (c.recorded) {
+      if (players.has(c.id)) {
+        rec.append(player(c.id));
+      } else {
+        const b = el("button", "play", `▶ ${t("play")}`);
+        b.type = "button";
+        b.setAttribute("aria-label", t("playRecording"));
+        b.addEventListener("click", () => {
+          const a = player(c.id);
+          renderRecent();
+          a.play().catch(() => { /* the controls are there to press */ });
+        });
+        rec.append(b);
+      }
+    } else {
+      rec.append(el("span", "sub", "—"));
+    }
+    tr.append(el("td", "num", formatWhen(c.ended || c.started, currentLang())), who, el("td", "", lineOf(c)),
+      el("td", "operator", opName(c.operator)), el("td", "num", start && end ? mmss(end - start) : ""), rec);
+    body.append(tr);
+  }
+  show($("no-recent"), list.length === 0);
+}
+
 function wrapupDone(id) {
   owed.delete(id);
   if (forcing && forcing.id === id) forcing = null;
@@ -280,7 +533,7 @@ function tick() {
   const now = Date.now();
   let gone = false;
   for (const [id, at] of endedAt) {
-    if (now - at > 10000) { calls.delete(id); endedAt.delete(id); progress.delete(id); gone = true; }
+    if (now - at > 10000) { calls.delete(id); endedAt.delete(id); progress.delete(id); monitors.delete(id); monitorError.delete(id); gone = true; }
   }
   if (gone) render();
   else paintClocks(now);
@@ -401,6 +654,7 @@ function render() {
   }
   renderQueue();
   renderMissed();
+  renderRecent();
   renderOverdue();
   renderOperators();
   renderWhispers();
@@ -423,8 +677,13 @@ function renderCalls() {
     tr.dataset.id = c.id;
     tr.dataset.operator = c.operator || "";
     tr.dataset.line = lineOf(c);
-    tr.append(el("td", "state", pending ? t("st_wrapup") : t(st)));
-    tr.append(callerCell(c));
+    tr.dataset.media = c.media ? "true" : "false";
+    const stc = el("td", "state", pending ? t("st_wrapup") : t(st));
+    if (c.recorded) stc.append(el("div", "rec", `● ${t("rec")}`));
+    tr.append(stc);
+    const caller = callerCell(c);
+    if (c.direction === "callback") caller.append(el("div", "sub direction", t("dir_callback")));
+    tr.append(caller);
     const rec = progress.get(c.id);
     const contact = contacts.get(c.id);
     const answers = (rec && rec.answers) || {};
@@ -458,6 +717,8 @@ function renderCalls() {
     tr.append(ans);
     const act = el("td", "actions");
     if (pending) act.append(forceControl(c.id));
+    else if (c.state === "answered" && c.media) act.append(monitorCell(c));
+    else if (c.state === "answered") act.append(el("div", "sub no-audio", t("noAudio")));
     tr.append(act);
     body.append(tr);
   }
@@ -823,5 +1084,6 @@ function opName(login) {
   const o = operators.get(login);
   if (o && o.name) return o.name;
   if (me && me.login === login && me.name) return me.name;
+  if (names.has(login)) return names.get(login);
   return login || "";
 }

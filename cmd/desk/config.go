@@ -37,6 +37,10 @@ type config struct {
 	// SIPFront is the SIP front (a Kamailio dispatcher, host:port) several nodes
 	// sit behind; see sip.WithFront.
 	SIPFront string
+	// MediaAddr is where the media bridge serves SIP and binds RTP (docs/media.md).
+	MediaAddr string
+	// RTPPorts is the bridge's RTP port range, "min-max"; "" takes free ports.
+	RTPPorts string
 }
 
 // env names, kept together because they are a public interface.
@@ -104,6 +108,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	fs.IntVar(&c.SIPAuthFailures, "sip-auth-failures", fails, "failed REGISTERs per source address per minute before it is refused unchecked, 0 for the default 5 ($DESK_SIP_AUTH_FAILURES)")
 	fs.StringVar(&c.SIPFront, "sip-front", env("sip-front", ""), "host:port of the SIP front (a Kamailio dispatcher) when several desk nodes share one Redis: Record-Route names it so in-dialog requests survive a node ($DESK_SIP_FRONT)")
+	fs.StringVar(&c.MediaAddr, "media-addr", env("media-addr", ""), "ip:port of the media bridge for media-mode lines (SIP over UDP, and the IP its RTP binds to); default: the SIP host's IP and a free port ($DESK_MEDIA_ADDR)")
+	fs.StringVar(&c.RTPPorts, "rtp-ports", env("rtp-ports", ""), "RTP port range of the media bridge, e.g. 10000-20000; default: free ports ($DESK_RTP_PORTS)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("pprof-addr", ""), "address serving /debug/pprof for profiling, e.g. 127.0.0.1:6060; empty (the default) serves none ($DESK_PPROF_ADDR)")
 	proxies := fs.String("trusted-proxies", env("trusted-proxies", ""), "comma-separated CIDRs of HTTP proxies whose X-Forwarded-For is believed ($DESK_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {

@@ -143,7 +143,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	sipSrv, err := sip.New(&sipHandler{store: store, sb: sb, pub: h, log: log},
+	supervisor := desk.NewSupervisor(store, h, desk.WithSupervisorLogger(log), desk.WithCallMonitors(sb))
+	// Media-mode lines (docs/media.md): the bridge starts before the proxy, which
+	// must know the bridge's address; the bridge learns the proxy's once it listens.
+	var media *mediaSetup
+	if usesMedia(settings) {
+		if media, err = startMedia(ctx, cfg, settings, sipHost, store, reg, log, supervisor, sales); err != nil {
+			return fmt.Errorf("media bridge: %w", err)
+		}
+		defer media.engine.Close()
+	}
+	sipOpts := []sip.Option{
 		sip.WithLogger(log),
 		sip.WithDomain(cfg.SIPDomain),
 		sip.WithHost(sipHost),
@@ -153,7 +163,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		sip.WithLimits(sipLimits(cfg)),
 		sip.WithFront(cfg.SIPFront),
 		sip.WithNonceKey(nonceKey),
-	)
+	}
+	if media != nil {
+		sipOpts = append(sipOpts, sip.WithBridge(media.engine.Addr()))
+	}
+	sipSrv, err := sip.New(&sipHandler{store: store, sb: sb, pub: h, log: log}, sipOpts...)
 	if err != nil {
 		return err
 	}
@@ -170,7 +184,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		httpapi.WithSales(sales),
 		httpapi.WithLocation(settings.Location),
 		httpapi.WithTrustedProxies(cfg.TrustedProxies...),
-		httpapi.WithSupervisor(desk.NewSupervisor(store, h, desk.WithSupervisorLogger(log))),
+		httpapi.WithSupervisor(supervisor),
 		httpapi.WithReports(desk.NewReports(store,
 			desk.WithReportsLocation(settings.Location),
 			desk.WithReportsSources(sourceIDs(settings)),
@@ -179,6 +193,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if wh != nil { // never a nil *Webhook in the interface: it would not be nil
 		apiOpts = append(apiOpts, httpapi.WithDeliveries(wh))
+	}
+	if media != nil && media.records != nil {
+		apiOpts = append(apiOpts, httpapi.WithRecordings(media.records, settings.Media.RecordingRoles...))
 	}
 	api := httpapi.New(store, h, apiOpts...)
 
@@ -189,6 +206,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := sipSrv.Listen(ctx, cfg.SIPAddr); err != nil {
 		httpLn.Close()
 		return fmt.Errorf("sip listen: %w", err)
+	}
+	if media != nil {
+		media.engine.SetProxy(sipSrv.Addr())
+		log.Info("media bridge ready", "addr", media.engine.Addr(), "proxy", sipSrv.Addr())
 	}
 
 	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))

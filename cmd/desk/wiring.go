@@ -78,6 +78,9 @@ func (h *sipHandler) publishPresence(login string) {
 }
 
 func (h *sipHandler) Route(ctx context.Context, inv sip.Invite) sip.Decision {
+	if inv.Leg == sip.LegMonitor {
+		return h.monitorLeg(ctx, inv)
+	}
 	r := h.sb.Route(ctx, desk.Incoming{
 		SIPCallID:  inv.CallID,
 		Caller:     inv.Caller,
@@ -85,8 +88,14 @@ func (h *sipHandler) Route(ctx context.Context, inv sip.Invite) sip.Decision {
 		Dialled:    inv.Dialled,
 		Tried:      inv.Tried,
 		Received:   time.Now(),
+		// The proxy sets Leg only on the media bridge's own INVITEs.
+		Bridged:   inv.Leg != "",
+		Operator:  inv.Operator,
+		Callback:  inv.Leg == sip.LegCallback,
+		PromiseID: inv.Promise,
 	})
-	d := sip.Decision{Target: r.Operator, RingTimeout: r.RingTimeout, Status: r.Status, Reason: r.Reason}
+	d := sip.Decision{Target: r.Operator, RingTimeout: r.RingTimeout, Status: r.Status, Reason: r.Reason,
+		Media: r.Media, Record: r.Record, Retention: r.Retention}
 	for _, b := range r.Bindings {
 		d.Contacts = append(d.Contacts, toSIPBinding(b))
 	}

@@ -85,6 +85,16 @@ var routeRules = map[string]routeRule{
 	"POST /api/operators/:login/whisper": {path: "/api/operators/boris/whisper", body: `{"text":"hello from {as}"}`,
 		want: [4]int{401, 403, 201, 201}},
 
+	// Media mode. The env runs without the media bridge: staff get 409, which says so.
+	"POST /api/calls/:id/monitor": {path: "/api/calls/c-boris/monitor", body: `{"mode":"listen"}`,
+		want: [4]int{401, 403, 409, 409}},
+	"DELETE /api/calls/:id/monitor": {path: "/api/calls/c-boris/monitor", want: [4]int{401, 403, 409, 409},
+		header: map[string]string{"Content-Type": "application/json"}},
+	"POST /api/promises/:id/callback": {path: "/api/promises/pf-{as}/callback", body: `{}`, want: [4]int{401, 403, 409, 409}},
+	"POST /api/calls/:id/callback":    {path: "/api/calls/c-boris/callback", body: `{}`, want: [4]int{401, 403, 409, 409}},
+	// No recordings are configured: staff get 404, operators may not play them at all.
+	"GET /api/calls/:id/recording": {path: "/api/calls/c-boris/recording", want: [4]int{401, 403, 404, 404}},
+
 	"* /api/*": {path: "/api/no-such-thing", body: `{}`, want: [4]int{404, 404, 404, 404}},
 }
 

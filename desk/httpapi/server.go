@@ -122,6 +122,11 @@ type Server struct {
 	loginLimit LoginLimit
 	limiter    *loginLimiter
 	proxies    []*net.IPNet
+	// Media mode: see media.go.
+	monitor        MonitorDesk
+	callbacks      CallbackDesk
+	recordings     desk.Recordings
+	recordingRoles []desk.Role
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -189,6 +194,7 @@ func (s *Server) routes(e *echo.Echo) {
 	s.salesRoutes(api)
 	s.reportRoutes(api)
 	s.supervisorRoutes(api)
+	s.mediaRoutes(api)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 
 	e.GET("/ws", s.websocket, requireUser)

@@ -47,6 +47,8 @@ type Config struct {
 	// ChannelCosts is what each source channel costs, for cost per lead in the
 	// sources report; an admin's entries override it channel by channel.
 	ChannelCosts desk.ChannelCosts `json:"channel_costs"`
+	// Media is the media bridge's configuration (lines with media: true).
+	Media Media `json:"media"`
 
 	file     string
 	lineAt   map[string]int // line number → YAML line of its number
@@ -60,6 +62,37 @@ type Webhook struct {
 	// Secret signs each body (HMAC-SHA256); it never leaves the desk, not even in
 	// the config as JSON.
 	Secret string `json:"-"`
+}
+
+// Media configures the media bridge: where callbacks are dialled out, where
+// recordings are kept and who may play them.
+type Media struct {
+	// Trunk is where callbacks dialled from the desk go; nil when none is
+	// configured (the desk then cannot dial callbacks).
+	Trunk *Trunk `json:"trunk,omitempty"`
+	// RecordingsDir is the directory of recordings (DefaultRecordingsDir).
+	RecordingsDir string `json:"recordings_dir"`
+	// RecordingRoles may play recordings (default supervisor and admin).
+	RecordingRoles []desk.Role `json:"recording_roles"`
+}
+
+// Trunk is the outbound SIP trunk: the customer's number goes into the user part
+// of URI, and the trunk's digest challenge is answered with Username and Password.
+type Trunk struct {
+	URI      string `json:"uri"`
+	Username string `json:"username,omitempty"`
+	// Password never leaves the desk, not even in the config as JSON.
+	Password string `json:"-"`
+}
+
+// Records reports whether any line records its calls.
+func (cfg *Config) Records() bool {
+	for _, l := range cfg.Lines {
+		if l.Record {
+			return true
+		}
+	}
+	return false
 }
 
 // Source is one answer to "where did you hear of us".
@@ -104,7 +137,13 @@ const (
 	DefaultTimezone    = "Europe/Moscow"
 	DefaultLanguage    = "ru"
 	DefaultCallbackDue = 30 * time.Minute
+	// DefaultRecordingsDir is where recordings go when media.recordings names no
+	// directory: beside the scripts, relative to the working directory.
+	DefaultRecordingsDir = "recordings"
 )
+
+// DefaultRecordingRoles may play recordings when the config names none.
+func DefaultRecordingRoles() []desk.Role { return []desk.Role{desk.RoleSupervisor, desk.RoleAdmin} }
 
 // DefaultSources are the playbook's channels, used when the config lists none.
 func DefaultSources() []Source {
@@ -119,8 +158,8 @@ func DefaultSources() []Source {
 }
 
 // DefaultConfig is a working demo configuration: a "sales" line preset to web
-// search, an "expo" line preset to exhibition, the default line and a small price
-// list, all on the default script.
+// search, an "expo" line preset to exhibition, a recorded "media" line in media
+// mode, the default line and a small price list, all on the default script.
 func DefaultConfig() *Config {
 	loc, err := time.LoadLocation(DefaultTimezone)
 	if err != nil { // cannot happen with time/tzdata linked in
@@ -130,6 +169,8 @@ func DefaultConfig() *Config {
 		Lines: []desk.Line{
 			{Number: "sales", Name: "Sales", Script: DefaultScriptID, Source: "web_search"},
 			{Number: "expo", Name: "Exhibition line", Script: DefaultScriptID, Source: "exhibition"},
+			// Media mode (docs/media.md): supervisors can listen in, and calls are recorded.
+			{Number: "media", Name: "Sales, media mode", Script: DefaultScriptID, Source: "web_search", Media: true, Record: true},
 			{Number: desk.DefaultLine, Name: "Default", Script: DefaultScriptID},
 		},
 		DefaultScript: DefaultScriptID,
@@ -144,6 +185,7 @@ func DefaultConfig() *Config {
 		Location:    loc,
 		Language:    DefaultLanguage,
 		CallbackDue: DefaultCallbackDue,
+		Media:       Media{RecordingsDir: DefaultRecordingsDir, RecordingRoles: DefaultRecordingRoles()},
 		file:        "default config",
 	}
 }
@@ -175,6 +217,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		Timezone:      DefaultTimezone,
 		Language:      DefaultLanguage,
 		CallbackDue:   DefaultCallbackDue,
+		Media:         Media{RecordingsDir: DefaultRecordingsDir, RecordingRoles: DefaultRecordingRoles()},
 		file:          name,
 		lineAt:        map[string]int{},
 		scriptAt:      map[string]int{},
@@ -193,7 +236,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 func (c *collector) config(root *yaml.Node, cfg *Config) {
 	m, ok := c.mapping(root, "config", "lines", "default_script", "ring_timeout", "trusted_trunks",
-		"sources", "price_lists", "timezone", "language", "qualification", "callback_due", "webhook", "channel_costs")
+		"sources", "price_lists", "timezone", "language", "qualification", "callback_due", "webhook", "channel_costs", "media")
 	if !ok {
 		return
 	}
@@ -285,6 +328,9 @@ func (c *collector) config(root *yaml.Node, cfg *Config) {
 	}
 	if n := m.get("channel_costs"); n != nil {
 		cfg.ChannelCosts = c.channelCosts(n, cfg)
+	}
+	if n := m.get("media"); n != nil {
+		c.media(n, &cfg.Media)
 	}
 	if _, ok := cfg.Line(desk.DefaultLine); !ok {
 		cfg.Lines = append(cfg.Lines, desk.Line{Number: desk.DefaultLine, Name: "Default", Script: cfg.DefaultScript})
@@ -613,7 +659,7 @@ func (c *collector) lines(n *yaml.Node, cfg *Config) {
 		return
 	}
 	for _, it := range items {
-		m, ok := c.mapping(it, "line", "number", "name", "script", "source")
+		m, ok := c.mapping(it, "line", "number", "name", "script", "source", "media", "record", "retention")
 		if !ok {
 			continue
 		}
@@ -661,8 +707,149 @@ func (c *collector) lines(n *yaml.Node, cfg *Config) {
 				l.Source = s
 			}
 		}
+		c.lineMedia(m, what, &l)
 		cfg.Lines = append(cfg.Lines, l)
 	}
+}
+
+// lineMedia reads a line's media mode, recording and retention, as in
+// {number: "+74951234567", media: true, record: true, retention: 90d}. Recording needs media mode (only the bridge carries the audio), and a
+// retention needs recording.
+func (c *collector) lineMedia(m mapping, what string, l *desk.Line) {
+	if v := m.get("media"); v != nil {
+		if b, ok := c.boolean(v, what+" media"); ok {
+			l.Media = b
+		}
+	}
+	if v := m.get("record"); v != nil {
+		if b, ok := c.boolean(v, what+" record"); ok {
+			l.Record = b
+			if b && !l.Media {
+				c.add(v, "%s: record needs media: true (only the media bridge carries the audio it would record)", what)
+			}
+		}
+	}
+	if v := m.get("retention"); v != nil {
+		s, ok := c.str(v, what+" retention")
+		if !ok {
+			return
+		}
+		d, err := desk.ParseQuickOffset(strings.TrimSpace(s))
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(s), "-"):
+			c.add(v, "%s: retention %s must not be negative", what, s)
+		case err != nil:
+			c.add(v, "%s: retention %q is not a duration such as 720h or 90d", what, s)
+		case d < time.Hour:
+			c.add(v, "%s: retention %s is under an hour; recordings would be gone before anyone heard them", what, d)
+		case !l.Record:
+			c.add(v, "%s: retention is set but the line does not record (record: true)", what)
+		default:
+			l.Retention = d
+		}
+	}
+}
+
+// media reads the media bridge's section:
+//
+//	media:
+//	  trunk: {uri: "sip:gw.example.net:5060", username: desk, password: secret}
+//	  recordings: {dir: /var/lib/desk/recordings, roles: [supervisor, admin]}
+func (c *collector) media(n *yaml.Node, out *Media) {
+	m, ok := c.mapping(n, "media", "trunk", "recordings")
+	if !ok {
+		return
+	}
+	if v := m.get("trunk"); v != nil {
+		out.Trunk = c.trunk(v)
+	}
+	v := m.get("recordings")
+	if v == nil {
+		return
+	}
+	rm, ok := c.mapping(v, "media recordings", "dir", "roles")
+	if !ok {
+		return
+	}
+	if d := rm.get("dir"); d != nil {
+		if s, ok := c.str(d, "media recordings dir"); ok {
+			if s = strings.TrimSpace(s); s == "" {
+				c.add(d, "media: recordings dir must not be empty")
+			} else {
+				out.RecordingsDir = s
+			}
+		}
+	}
+	if r := rm.get("roles"); r != nil {
+		items, ok := c.seq(r, "media recordings roles")
+		if !ok {
+			return
+		}
+		var roles []desk.Role
+		for _, it := range items {
+			s, ok := c.str(it, "media recordings role")
+			if !ok {
+				continue
+			}
+			if role := desk.Role(s); !role.Valid() {
+				c.add(it, "media: recordings role %q is not operator, supervisor or admin", s)
+			} else if !contains(roleStrings(roles), s) {
+				roles = append(roles, role)
+			}
+		}
+		out.RecordingRoles = roles
+	}
+}
+
+func roleStrings(rs []desk.Role) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// trunk reads the outbound trunk: {uri: sip:host[:port], username, password}.
+func (c *collector) trunk(n *yaml.Node) *Trunk {
+	m, ok := c.mapping(n, "media trunk", "uri", "username", "password")
+	if !ok {
+		return nil
+	}
+	v := m.get("uri")
+	if v == nil {
+		c.add(m.line("uri"), "media: trunk uri is required (e.g. sip:gw.example.net:5060)")
+		return nil
+	}
+	s, ok := c.str(v, "media trunk uri")
+	if !ok {
+		return nil
+	}
+	t := &Trunk{URI: strings.TrimSpace(s)}
+	rest, sip := strings.CutPrefix(t.URI, "sip:")
+	if !sip {
+		rest, sip = strings.CutPrefix(t.URI, "sips:")
+	}
+	if _, host, found := strings.Cut(rest, "@"); found {
+		rest = host
+	}
+	if !sip || rest == "" || strings.ContainsAny(rest, " \t\r\n<>\"") {
+		c.add(v, "media: trunk uri %q must be a SIP URI such as sip:gw.example.net:5060", s)
+		return nil
+	}
+	if u := m.get("username"); u != nil {
+		if s, ok := c.str(u, "media trunk username"); ok {
+			t.Username = s
+		}
+	}
+	if p := m.get("password"); p != nil {
+		if s, ok := c.str(p, "media trunk password"); ok {
+			t.Password = s
+			if t.Username == "" {
+				c.add(p, "media: trunk password needs a username")
+			}
+		}
+	}
+	return t
 }
 
 // Line returns the configured line with exactly this number.

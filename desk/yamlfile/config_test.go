@@ -92,7 +92,7 @@ func TestParseConfigErrors(t *testing.T) {
 			`c.yaml:4: trusted_trunks: "trunk.example" is not a CIDR (10.0.0.0/8) or an IP address`}},
 		{"unknown key", "ring_timout: 10s\nlanguage: ru\nfoo: 1\n", []string{
 			`c.yaml:1: config: unknown key "ring_timout" (did you mean "ring_timeout"?)`,
-			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language, qualification, callback_due, webhook, channel_costs)`}},
+			`c.yaml:3: config: unknown key "foo" (known: lines, default_script, ring_timeout, trusted_trunks, sources, price_lists, timezone, language, qualification, callback_due, webhook, channel_costs, media)`}},
 		{"unknown line key", "lines:\n  - number: sales\n    scrpit: default\n", []string{
 			`c.yaml:3: line: unknown key "scrpit" (did you mean "script"?)`}},
 		{"bad scalars", "ring_timeout: soon\ntimezone: Mars/Olympus\nlanguage: Russian\n", []string{
@@ -142,6 +142,23 @@ func TestParseConfigErrors(t *testing.T) {
 		{"channel costs incomplete", "channel_costs: {costs: {exhibition: 1}, budget: 3}\n", []string{
 			`c.yaml:1: channel_costs: unknown key "budget" (known: currency, costs)`,
 			`c.yaml:1: channel_costs: currency is required (e.g. RUB)`}},
+		{"record without media", "lines:\n  - {number: sales, record: true}\n", []string{
+			`c.yaml:2: line "sales": record needs media: true (only the media bridge carries the audio it would record)`}},
+		{"retention", "lines:\n  - number: a\n    media: true\n    record: true\n    retention: -720h\n  - {number: b, media: true, record: true, retention: soon}\n  - {number: c, media: true, record: true, retention: 10m}\n  - {number: d, media: true, retention: 30d}\n  - {number: e, media: yes}\n", []string{
+			`c.yaml:5: line "a": retention -720h must not be negative`,
+			`c.yaml:6: line "b": retention "soon" is not a duration such as 720h or 90d`,
+			`c.yaml:7: line "c": retention 10m0s is under an hour; recordings would be gone before anyone heard them`,
+			`c.yaml:8: line "d": retention is set but the line does not record (record: true)`,
+			`c.yaml:9: line "e" media must be true or false, not "yes"`}},
+		{"media section", "media:\n  trunk: {uri: \"gw.example.net\", password: x}\n  recordings: {dir: \"\", roles: [operator, boss]}\n  rtp: 1\n", []string{
+			`c.yaml:2: media: trunk uri "gw.example.net" must be a SIP URI such as sip:gw.example.net:5060`,
+			`c.yaml:3: media: recordings dir must not be empty`,
+			`c.yaml:3: media: recordings role "boss" is not operator, supervisor or admin`,
+			`c.yaml:4: media: unknown key "rtp" (known: trunk, recordings)`}},
+		{"trunk", "media:\n  trunk: {username: desk}\n", []string{
+			`c.yaml:2: media: trunk uri is required (e.g. sip:gw.example.net:5060)`}},
+		{"trunk password", "media:\n  trunk: {uri: \"sip:gw.example.net\", password: x}\n", []string{
+			`c.yaml:2: media: trunk password needs a username`}},
 		{"not a mapping", "- a\n- b\n", []string{
 			`c.yaml:1: config must be a mapping (key: value), not a list`}},
 		{"syntax", "lines: [\n", []string{
@@ -162,7 +179,7 @@ func TestParseConfigErrors(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	cfg, err := LoadConfig("")
-	if err != nil || len(cfg.Lines) != 3 {
+	if err != nil || len(cfg.Lines) != 4 {
 		t.Fatalf("empty path must give the demo config: %v %v", cfg, err)
 	}
 	dir := t.TempDir()
@@ -326,5 +343,73 @@ webhook:
 	prices := DefaultConfig().DeskPrices()
 	if len(prices) != 3 || prices[0] != (desk.PriceRange{Product: "wms-basic", Min: 90000, Max: 150000, Currency: "RUB"}) {
 		t.Errorf("DeskPrices = %+v", prices)
+	}
+}
+
+func TestParseMediaConfig(t *testing.T) {
+	const y = `lines:
+  - {number: sales, media: true}
+  - {number: "+74951234567", media: true, record: true}
+  - {number: expo, media: true, record: true, retention: 30d}
+  - {number: support, media: true, record: true, retention: 1000h}
+  - {number: plain}
+media:
+  trunk: {uri: "sips:+{number}@gw.example.net:5061", username: desk, password: s3cret}
+  recordings: {dir: /var/lib/desk/rec, roles: [admin, admin]}
+`
+	cfg, err := ParseConfig("m.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		number         string
+		media, record  bool
+		retention, raw time.Duration
+	}{
+		{"sales", true, false, 0, 0},
+		{"+74951234567", true, true, desk.DefaultRetention, 0},
+		{"expo", true, true, 30 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{"support", true, true, 1000 * time.Hour, 1000 * time.Hour},
+		{"plain", false, false, 0, 0},
+		{desk.DefaultLine, false, false, 0, 0},
+	}
+	for _, tt := range tests {
+		l, ok := cfg.Line(tt.number)
+		if !ok {
+			t.Fatalf("line %s missing", tt.number)
+		}
+		if l.Media != tt.media || l.Record != tt.record || l.Retention != tt.raw || l.RecordingRetention() != tt.retention {
+			t.Errorf("line %s: media %v record %v retention %v (%v); want %v %v %v (%v)", tt.number,
+				l.Media, l.Record, l.Retention, l.RecordingRetention(), tt.media, tt.record, tt.raw, tt.retention)
+		}
+	}
+	if !cfg.Records() {
+		t.Error("Records() = false")
+	}
+	m := cfg.Media
+	if m.Trunk == nil || m.Trunk.URI != "sips:+{number}@gw.example.net:5061" || m.Trunk.Username != "desk" || m.Trunk.Password != "s3cret" {
+		t.Errorf("trunk: %+v", m.Trunk)
+	}
+	if m.RecordingsDir != "/var/lib/desk/rec" || len(m.RecordingRoles) != 1 || m.RecordingRoles[0] != desk.RoleAdmin {
+		t.Errorf("recordings: %+v", m)
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret") {
+		t.Errorf("the trunk password leaks into JSON: %s", b)
+	}
+
+	def, err := ParseConfig("d.yaml", []byte("# defaults\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Media.Trunk != nil || def.Media.RecordingsDir != DefaultRecordingsDir ||
+		fmt.Sprint(def.Media.RecordingRoles) != "[supervisor admin]" || def.Records() {
+		t.Errorf("media defaults: %+v", def.Media)
+	}
+	if d := DefaultConfig(); fmt.Sprint(d.Media.RecordingRoles) != "[supervisor admin]" {
+		t.Errorf("demo media defaults: %+v", d.Media)
 	}
 }

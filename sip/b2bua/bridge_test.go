@@ -3,7 +3,6 @@ package b2bua_test
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/calldesk/desk/sip"
 	"github.com/calldesk/desk/sip/b2bua"
+	"github.com/calldesk/desk/sip/b2bua/b2buatest"
 )
 
 // lines is the proxy's Handler in these tests: line "sales" is in media mode and
@@ -39,9 +39,9 @@ func (h *lines) PutBindings(_ context.Context, u string, b []sip.Binding) error 
 	h.bindings[u] = b
 	return nil
 }
-func (h *lines) bind(user string, p *peer) {
-	h.PutBindings(context.Background(), user, []sip.Binding{{User: user, Contact: "sip:" + user + "@" + p.addr,
-		Source: p.addr, Transport: "udp", Expires: time.Now().Add(time.Hour)}})
+func (h *lines) bind(user string, p *b2buatest.Peer) {
+	h.PutBindings(context.Background(), user, []sip.Binding{{User: user, Contact: "sip:" + user + "@" + p.Addr,
+		Source: p.Addr, Transport: "udp", Expires: time.Now().Add(time.Hour)}})
 }
 func (h *lines) Route(_ context.Context, inv sip.Invite) sip.Decision {
 	h.mu.Lock()
@@ -94,9 +94,9 @@ type rig struct {
 	monitors chan b2bua.MonitorEvent
 	kept     chan [2]string
 	dir      string
-	caller   *peer
-	operator *peer
-	sup      *peer
+	caller   *b2buatest.Peer
+	operator *b2buatest.Peer
+	sup      *b2buatest.Peer
 }
 
 func newRig(t *testing.T, opts ...b2bua.Option) *rig {
@@ -137,9 +137,9 @@ func newRig(t *testing.T, opts ...b2bua.Option) *rig {
 		br.Close()
 		<-done
 	})
-	r.caller = newPeer(t, "caller", toneCaller)
-	r.operator = newPeer(t, "op1", toneOperator)
-	r.sup = newPeer(t, "sup1", toneSupervisor)
+	r.caller = b2buatest.NewPeer(t, "caller", b2buatest.ToneCaller)
+	r.operator = b2buatest.NewPeer(t, "op1", b2buatest.ToneOperator)
+	r.sup = b2buatest.NewPeer(t, "sup1", b2buatest.ToneSupervisor)
 	r.h.bind("op1", r.operator)
 	r.h.bind("sup1", r.sup)
 	return r
@@ -160,40 +160,6 @@ func (r *rig) waitMonitor(t *testing.T, state string) b2bua.MonitorEvent {
 			t.Fatalf("no %s monitor event", state)
 		}
 	}
-}
-
-// expectHears checks who hears which tone in the latest 500 ms of audio that arrived
-// after the call: it waits for that much, and for a change of mode to take effect.
-func expectHears(t *testing.T, who string, a *audio, want map[float64]bool) {
-	t.Helper()
-	const n = 4000 // 500 ms at 8 kHz
-	since := time.Now()
-	var got map[float64]float64
-	ok := func() bool {
-		w := a.window(since)
-		if len(w) < n {
-			return false
-		}
-		w = w[len(w)-n:]
-		got = map[float64]float64{}
-		for _, f := range []float64{toneCaller, toneOperator, toneSupervisor} {
-			got[f] = goertzel(w, f)
-		}
-		for f, heard := range want {
-			if heard && got[f] < 0.15 || !heard && got[f] > 0.03 {
-				return false
-			}
-		}
-		return true
-	}
-	if err := eventually(4*time.Second, ok); err != nil {
-		t.Fatalf("%s hears %s, want %v", who, fmtShares(got), want)
-	}
-	t.Logf("%s hears %s", who, fmtShares(got))
-}
-
-func fmtShares(m map[float64]float64) string {
-	return fmt.Sprintf("440Hz %.2f, 1000Hz %.2f, 2000Hz %.2f", m[toneCaller], m[toneOperator], m[toneSupervisor])
 }
 
 // TestMonitorModes places a media-mode call, mixes a supervisor in each mode, checks
@@ -217,31 +183,31 @@ func TestMonitorModes(t *testing.T) {
 		t.Run(string(tc.mode)+"/"+tc.hangup+" hangs up", func(t *testing.T) {
 			r := newRig(t)
 			runtime.GC()
-			sockets, goroutines := openSockets(t), runtime.NumGoroutine()
+			sockets, goroutines := b2buatest.OpenSockets(t), runtime.NumGoroutine()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cd, callerAudio, err := r.caller.call(ctx, "sip:sales@"+r.proxy.Addr())
+			cd, callerAudio, err := r.caller.Call(ctx, "sip:sales@"+r.proxy.Addr())
 			if err != nil {
 				t.Fatalf("call: %v", err)
 			}
-			op := r.operator.waitAnswered(t)
-			callID := op.req.CallID().Value()
-			expectHears(t, "caller", callerAudio, map[float64]bool{toneOperator: true, toneCaller: false})
-			expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true, toneOperator: false})
+			op := r.operator.WaitAnswered(t)
+			callID := op.Req.CallID().Value()
+			b2buatest.ExpectHears(t, "caller", callerAudio, map[float64]bool{b2buatest.ToneOperator: true, b2buatest.ToneCaller: false})
+			b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2buatest.ToneOperator: false})
 
 			start := time.Now()
 			if err := r.bridge.Monitor(ctx, callID, "sup1", tc.mode); err != nil {
 				t.Fatalf("monitor: %v", err)
 			}
-			sup := r.sup.waitAnswered(t)
+			sup := r.sup.WaitAnswered(t)
 			ev := r.waitMonitor(t, "joined")
 			if ev.Mode != tc.mode || ev.Setup <= 0 || ev.Setup > time.Since(start) {
 				t.Fatalf("joined event %+v", ev)
 			}
-			expectHears(t, "supervisor", sup.audio, map[float64]bool{toneCaller: true, toneOperator: true})
-			expectHears(t, "caller", callerAudio, map[float64]bool{toneOperator: true, toneSupervisor: tc.callerHas})
-			expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true, toneSupervisor: tc.opHas})
+			b2buatest.ExpectHears(t, "supervisor", sup.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2buatest.ToneOperator: true})
+			b2buatest.ExpectHears(t, "caller", callerAudio, map[float64]bool{b2buatest.ToneOperator: true, b2buatest.ToneSupervisor: tc.callerHas})
+			b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2buatest.ToneSupervisor: tc.opHas})
 
 			switch tc.hangup {
 			case "caller":
@@ -249,11 +215,11 @@ func TestMonitorModes(t *testing.T) {
 					t.Fatalf("caller BYE: %v", err)
 				}
 			case "operator":
-				if err := op.d.Hangup(ctx); err != nil {
+				if err := op.D.Hangup(ctx); err != nil {
 					t.Fatalf("operator BYE: %v", err)
 				}
 			}
-			for name, c := range map[string]context.Context{"caller": cd.Context(), "operator": op.d.Context(), "supervisor": sup.d.Context()} {
+			for name, c := range map[string]context.Context{"caller": cd.Context(), "operator": op.D.Context(), "supervisor": sup.D.Context()} {
 				select {
 				case <-c.Done():
 				case <-time.After(5 * time.Second):
@@ -261,11 +227,11 @@ func TestMonitorModes(t *testing.T) {
 				}
 			}
 			r.waitMonitor(t, "left")
-			if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+			if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
 				t.Fatalf("bridge still carries %d calls", r.bridge.Active())
 			}
 			// The proxy reports the end once the BYE's 200 came back through it.
-			if err := eventually(5*time.Second, func() bool {
+			if err := b2buatest.Eventually(5*time.Second, func() bool {
 				got := r.h.eventsOf(callID)
 				return contains(got, "answered") && contains(got, "ended:"+byOf(tc.hangup))
 			}); err != nil {
@@ -275,10 +241,10 @@ func TestMonitorModes(t *testing.T) {
 				t.Fatalf("the caller's leg to the bridge is no desk call, yet reported %v", got)
 			}
 			cd.Close()
-			if err := eventually(5*time.Second, func() bool { return openSockets(t) <= sockets }); err != nil {
-				t.Fatalf("sockets: %d open after the call, %d before", openSockets(t), sockets)
+			if err := b2buatest.Eventually(5*time.Second, func() bool { return b2buatest.OpenSockets(t) <= sockets }); err != nil {
+				t.Fatalf("sockets: %d open after the call, %d before", b2buatest.OpenSockets(t), sockets)
 			}
-			if err := eventually(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines+2 }); err != nil {
+			if err := b2buatest.Eventually(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines+2 }); err != nil {
 				buf := make([]byte, 1<<20)
 				t.Fatalf("goroutines: %d after the call, %d before\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
 			}
@@ -312,17 +278,17 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 	r.h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cd, callerAudio, err := r.caller.call(ctx, "sip:sales@"+r.proxy.Addr())
+	cd, callerAudio, err := r.caller.Call(ctx, "sip:sales@"+r.proxy.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cd.Close()
-	op := r.operator.waitAnswered(t)
-	callID := op.req.CallID().Value()
+	op := r.operator.WaitAnswered(t)
+	callID := op.Req.CallID().Value()
 	if err := r.bridge.Monitor(ctx, callID, "sup1", b2bua.Listen); err != nil {
 		t.Fatal(err)
 	}
-	sup := r.sup.waitAnswered(t)
+	sup := r.sup.WaitAnswered(t)
 	r.waitMonitor(t, "joined")
 	steps := []struct {
 		mode             b2bua.Mode
@@ -337,24 +303,24 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 		if err := r.bridge.Monitor(ctx, callID, "sup1", s.mode); err != nil {
 			t.Fatal(err)
 		}
-		expectHears(t, "caller in "+string(s.mode), callerAudio, map[float64]bool{toneSupervisor: s.callerHas, toneOperator: true})
-		expectHears(t, "operator in "+string(s.mode), op.audio, map[float64]bool{toneSupervisor: s.opHas, toneCaller: true})
+		b2buatest.ExpectHears(t, "caller in "+string(s.mode), callerAudio, map[float64]bool{b2buatest.ToneSupervisor: s.callerHas, b2buatest.ToneOperator: true})
+		b2buatest.ExpectHears(t, "operator in "+string(s.mode), op.Audio, map[float64]bool{b2buatest.ToneSupervisor: s.opHas, b2buatest.ToneCaller: true})
 	}
 	select {
-	case <-r.sup.answered:
+	case <-r.sup.Answered:
 		t.Fatal("the supervisor's phone was rung again for a mode switch")
 	default:
 	}
 	// His own hang-up leaves the call as it was.
-	if err := sup.d.Hangup(ctx); err != nil {
+	if err := sup.D.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.waitMonitor(t, "left")
-	expectHears(t, "caller after the supervisor left", callerAudio, map[float64]bool{toneOperator: true, toneSupervisor: false})
+	b2buatest.ExpectHears(t, "caller after the supervisor left", callerAudio, map[float64]bool{b2buatest.ToneOperator: true, b2buatest.ToneSupervisor: false})
 	if err := cd.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
 		t.Fatal("call not torn down")
 	}
 	checkRecording(t, filepath.Join(r.dir, "call.wav"))
@@ -387,10 +353,10 @@ func checkRecording(t *testing.T, path string) {
 		t.Fatalf("recording is %d samples long", len(left))
 	}
 	mid := func(x []int16) []int16 { return x[len(x)/4 : 3*len(x)/4] }
-	if l, r := goertzel(mid(left), toneCaller), goertzel(mid(left), toneOperator); l < 0.5 || r > 0.05 {
+	if l, r := b2buatest.Goertzel(mid(left), b2buatest.ToneCaller), b2buatest.Goertzel(mid(left), b2buatest.ToneOperator); l < 0.5 || r > 0.05 {
 		t.Fatalf("left channel: 440Hz %.2f, 1000Hz %.2f", l, r)
 	}
-	if l, r := goertzel(mid(right), toneOperator), goertzel(mid(right), toneCaller); l < 0.5 || r > 0.05 {
+	if l, r := b2buatest.Goertzel(mid(right), b2buatest.ToneOperator), b2buatest.Goertzel(mid(right), b2buatest.ToneCaller); l < 0.5 || r > 0.05 {
 		t.Fatalf("right channel: 1000Hz %.2f, 440Hz %.2f", l, r)
 	}
 }
@@ -399,23 +365,23 @@ func checkRecording(t *testing.T, path string) {
 // the pinned operator, then the customer through a test trunk; both hear each other
 // and the promise is reported kept when the customer answers.
 func TestCallback(t *testing.T) {
-	customer := newPeer(t, "customer", toneCaller)
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.addr, From: "sales"}))
+	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr, From: "sales"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := r.operator.waitAnswered(t)
-	if got := op.req.CallID().Value(); got != id {
+	op := r.operator.WaitAnswered(t)
+	if got := op.Req.CallID().Value(); got != id {
 		t.Fatalf("operator leg Call-ID %q, Callback returned %q", got, id)
 	}
-	if u := op.req.From().Address.User; u != "+79161234567" {
+	if u := op.Req.From().Address.User; u != "+79161234567" {
 		t.Fatalf("operator sees caller %q", u)
 	}
-	cust := customer.waitAnswered(t)
-	if u := cust.req.Recipient.User; u != "+79161234567" {
+	cust := customer.WaitAnswered(t)
+	if u := cust.Req.Recipient.User; u != "+79161234567" {
 		t.Fatalf("trunk asked for %q", u)
 	}
 	select {
@@ -437,17 +403,17 @@ func TestCallback(t *testing.T) {
 	if leg.Leg != sip.LegCallback || leg.Operator != "op1" || leg.Promise != "p-1" || leg.Caller != "+79161234567" {
 		t.Fatalf("the proxy saw %+v", leg)
 	}
-	expectHears(t, "operator", op.audio, map[float64]bool{toneCaller: true})
-	expectHears(t, "customer", cust.audio, map[float64]bool{toneOperator: true})
-	if err := cust.d.Hangup(ctx); err != nil {
+	b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true})
+	b2buatest.ExpectHears(t, "customer", cust.Audio, map[float64]bool{b2buatest.ToneOperator: true})
+	if err := cust.D.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-op.d.Context().Done():
+	case <-op.D.Context().Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("operator leg still up after the customer hung up")
 	}
-	if err := eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
 		t.Fatal("callback not torn down")
 	}
 }
@@ -455,17 +421,17 @@ func TestCallback(t *testing.T) {
 // TestCallbackCustomerBusy: the operator answers, the customer is busy; the operator
 // is hung up and no promise is reported kept.
 func TestCallbackCustomerBusy(t *testing.T) {
-	customer := newPeer(t, "customer", toneCaller)
-	customer.reject = 486
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.addr}))
+	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
+	customer.Reject = 486
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"}); err != nil {
 		t.Fatal(err)
 	}
-	op := r.operator.waitAnswered(t)
+	op := r.operator.WaitAnswered(t)
 	select {
-	case <-op.d.Context().Done():
+	case <-op.D.Context().Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("operator not hung up after the customer was busy")
 	}

@@ -180,16 +180,29 @@ func (e *Engine) serveInbound(d *diago.DialogServerSession) {
 		return
 	}
 	e.m.calls.WithLabelValues("inbound", "answered").Inc()
-	var rec *wavWriter
-	if keep > 0 && e.cfg.recorder != nil {
-		if ws, cl, err := e.cfg.recorder(c.id, keep); err != nil {
-			e.log.Warn("b2bua: recording not started", "call_id", c.id, "err", err)
-		} else if rec, err = newWAV(ws, cl); err != nil {
-			cl.Close()
-			e.log.Warn("b2bua: recording not started", "call_id", c.id, "err", err)
-		}
+	c.run(e.startRecording(c.id, keep), side{d, callerMed, roleCaller, "caller"}, side{op, opMed, roleOperator, "operator"})
+}
+
+// startRecording opens the call's WAV, or returns nil when it is not recorded. A
+// recording that cannot start never stops the call.
+func (e *Engine) startRecording(callID string, keep time.Duration) *wavWriter {
+	if keep <= 0 || e.cfg.recorder == nil {
+		return nil
 	}
-	c.run(rec, side{d, callerMed, roleCaller, "caller"}, side{op, opMed, roleOperator, "operator"})
+	ws, cl, err := e.cfg.recorder(callID, keep)
+	if err != nil {
+		e.m.recordErrors.Inc()
+		e.log.Warn("b2bua: recording not started", "call_id", callID, "err", err)
+		return nil
+	}
+	rec, err := newWAV(ws, cl)
+	if err != nil {
+		cl.Close()
+		e.m.recordErrors.Inc()
+		e.log.Warn("b2bua: recording not started", "call_id", callID, "err", err)
+		return nil
+	}
+	return rec
 }
 
 type side struct {
@@ -410,6 +423,9 @@ type Callback struct {
 	Line     string // the line whose script pops: the Request-URI user toward the proxy
 	Promise  string
 	CallRef  string
+	// Record keeps a recording for this long once the customer answers (0: none),
+	// as the line would for an inbound call.
+	Record time.Duration
 }
 
 // Callback starts a callback and returns the operator leg's Call-ID at once.
@@ -523,5 +539,5 @@ func (c *bridged) runCallback(cb Callback) {
 		e.cfg.onCallback(c.id, cb.Promise)
 	}
 	// The customer takes the caller's place: left channel, heard as the caller.
-	c.run(nil, side{cust, custMed, roleCaller, "customer"}, side{op, opMed, roleOperator, "operator"})
+	c.run(e.startRecording(c.id, cb.Record), side{cust, custMed, roleCaller, "customer"}, side{op, opMed, roleOperator, "operator"})
 }

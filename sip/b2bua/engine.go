@@ -137,23 +137,33 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(c *config) { c
 // WithDomain is the host written in the bridge's From headers (the desk's SIP domain).
 func WithDomain(d string) Option { return func(c *config) { c.domain = d } }
 
+// WithRTPPorts confines RTP to ports [min, max), for a firewall. diago keeps the
+// range process-wide, so it holds for every bridge in the process.
+func WithRTPPorts(min, max int) Option {
+	return func(c *config) {
+		if min > 0 && max > min {
+			media.RTPPortStart, media.RTPPortEnd = min, max
+		}
+	}
+}
+
 // WithMaxCalls bounds the calls carried at once; more are refused with 503 (0: no bound).
 func WithMaxCalls(n int) Option { return func(c *config) { c.maxCalls = n } }
 
 // Engine is the media bridge.
 type Engine struct {
-	cfg    config
-	log    *slog.Logger
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	dg     *diago.Diago
-	conn   net.PacketConn
-	addr   string
-	proxy  atomic.Pointer[string]
+	cfg   config
+	log   *slog.Logger
+	ua    *sipgo.UserAgent
+	srv   *sipgo.Server
+	dg    *diago.Diago
+	conn  net.PacketConn
+	addr  string
+	proxy atomic.Pointer[string]
 	// trunkIP are the trunk's addresses, resolved once at Start.
 	trunkIP []netip.Addr
-	m      *metrics
-	closed atomic.Bool
+	m       *metrics
+	closed  atomic.Bool
 
 	mu    sync.Mutex
 	calls map[string]*bridged // by the operator leg's Call-ID
@@ -239,12 +249,13 @@ func (e *Engine) Addr() string { return e.addr }
 // SetProxy names the proxy once its address is known.
 func (e *Engine) SetProxy(addr string) {
 	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsUnspecified() {
-		// A proxy on all interfaces is reached on loopback from the same host.
-		lo := netip.MustParseAddr("127.0.0.1")
-		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-			lo = netip.IPv6Loopback()
+		// A proxy on all interfaces is reached at the bridge's own IP: the packets it
+		// sends back come from there too, which is what onlyFromProxy compares.
+		ip := netip.MustParseAddr("127.0.0.1")
+		if bp, err := netip.ParseAddrPort(e.addr); err == nil {
+			ip = bp.Addr()
 		}
-		addr = netip.AddrPortFrom(lo, ap.Port()).String()
+		addr = netip.AddrPortFrom(ip, ap.Port()).String()
 	}
 	e.proxy.Store(&addr)
 }

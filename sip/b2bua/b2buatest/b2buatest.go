@@ -1,8 +1,14 @@
-package b2bua_test
+// Package b2buatest has the media tests' peers: diago user agents on loopback that
+// play a known tone into a call and decode what they hear, and a Goertzel filter that
+// tells which tones are in it. The bridge's own tests and the desk's end-to-end tests
+// both use it, so "who hears whom" is asserted the same way everywhere.
+package b2buatest
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -22,14 +28,14 @@ import (
 // The known tones of the issue: each party sends its own, and each decodes what it
 // receives and tells by a Goertzel filter which tones are in it.
 const (
-	toneCaller     = 440.0
-	toneOperator   = 1000.0
-	toneSupervisor = 2000.0
+	ToneCaller     = 440.0
+	ToneOperator   = 1000.0
+	ToneSupervisor = 2000.0
 )
 
 // goertzel gives the share of the window's energy at freq (about 1 for a pure tone,
 // 0.5 each for two equal tones, 0 for silence or other frequencies).
-func goertzel(x []int16, freq float64) float64 {
+func Goertzel(x []int16, freq float64) float64 {
 	if len(x) == 0 {
 		return 0
 	}
@@ -48,49 +54,16 @@ func goertzel(x []int16, freq float64) float64 {
 	return 2 * power / (float64(len(x)) * energy)
 }
 
-func TestGoertzel(t *testing.T) {
-	sine := func(freqs ...float64) []int16 {
-		out := make([]int16, 1600)
-		for i := range out {
-			var v float64
-			for _, f := range freqs {
-				v += 6000 * math.Sin(2*math.Pi*f*float64(i)/8000)
-			}
-			out[i] = int16(v)
-		}
-		return out
-	}
-	tests := []struct {
-		name     string
-		in       []int16
-		freq     float64
-		min, max float64
-	}{
-		{"pure tone", sine(440), 440, 0.9, 1.1},
-		{"other tone", sine(1000), 440, 0, 0.02},
-		{"two tones, first", sine(440, 2000), 440, 0.4, 0.6},
-		{"two tones, second", sine(440, 2000), 2000, 0.4, 0.6},
-		{"silence", make([]int16, 1600), 440, 0, 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if g := goertzel(tc.in, tc.freq); g < tc.min || g > tc.max {
-				t.Fatalf("goertzel = %.3f, want [%.2f, %.2f]", g, tc.min, tc.max)
-			}
-		})
-	}
-}
-
 // audio plays a tone into a leg and keeps what the leg receives, decoded.
-type audio struct {
+type Audio struct {
 	mu   sync.Mutex
 	got  []int16
 	at   []time.Time // arrival of each 160-sample chunk, for windows
 	done chan struct{}
 }
 
-func playAndListen(ctx context.Context, med *diago.DialogMedia, freq float64) *audio {
-	a := &audio{done: make(chan struct{})}
+func PlayAndListen(ctx context.Context, med *diago.DialogMedia, freq float64) *Audio {
+	a := &Audio{done: make(chan struct{})}
 	codec := media.CodecAudioFromSession(med.MediaSession())
 	alaw := strings.EqualFold(codec.Name, "PCMA")
 	go func() { // the writer paces itself at 20 ms per frame
@@ -141,7 +114,7 @@ func playAndListen(ctx context.Context, med *diago.DialogMedia, freq float64) *a
 }
 
 // window returns the samples that arrived after since.
-func (a *audio) window(since time.Time) []int16 {
+func (a *Audio) Window(since time.Time) []int16 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, at := range a.at {
@@ -158,23 +131,23 @@ func (a *audio) window(since time.Time) []int16 {
 
 // peer is a diago user agent on loopback: a caller, an operator's or supervisor's
 // phone, or the trunk's far end.
-type peer struct {
+type Peer struct {
 	dg   *diago.Diago
-	addr string
+	Addr string
 	// answered carries the media of each call this peer answers.
-	answered chan *answeredCall
-	reject   int // when set, incoming calls get this status
+	Answered chan *Answered
+	Reject   int // when set, incoming calls get this status
 	tone     float64
 }
 
-type answeredCall struct {
-	d     *diago.DialogServerSession
-	med   *diago.DialogMedia
-	audio *audio
-	req   *sipmsg.Request
+type Answered struct {
+	D     *diago.DialogServerSession
+	Med   *diago.DialogMedia
+	Audio *Audio
+	Req   *sipmsg.Request
 }
 
-func freePort(t *testing.T) int {
+func FreePort(t *testing.T) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -184,19 +157,19 @@ func freePort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func newPeer(t *testing.T, name string, tone float64) *peer {
+func NewPeer(t *testing.T, name string, tone float64) *Peer {
 	t.Helper()
-	port := freePort(t)
+	port := FreePort(t)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &peer{addr: "127.0.0.1:" + strconv.Itoa(port), answered: make(chan *answeredCall, 8), tone: tone}
-	p.dg = diago.NewDiago(ua, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}))
+	p := &Peer{Addr: "127.0.0.1:" + strconv.Itoa(port), Answered: make(chan *Answered, 8), tone: tone}
+	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
-		if p.reject != 0 {
-			_ = d.Respond(p.reject, "Busy Here", nil)
+		if p.Reject != 0 {
+			_ = d.Respond(p.Reject, "Busy Here", nil)
 			return
 		}
 		_ = d.Ringing()
@@ -204,8 +177,8 @@ func newPeer(t *testing.T, name string, tone float64) *peer {
 		if err != nil {
 			return
 		}
-		a := playAndListen(d.Context(), med, p.tone)
-		p.answered <- &answeredCall{d: d, med: med, audio: a, req: d.InviteRequest}
+		a := PlayAndListen(d.Context(), med, p.tone)
+		p.Answered <- &Answered{D: d, Med: med, Audio: a, Req: d.InviteRequest}
 		<-d.Context().Done()
 	}); err != nil {
 		t.Fatal(err)
@@ -218,7 +191,7 @@ func newPeer(t *testing.T, name string, tone float64) *peer {
 }
 
 // call dials uri and plays the peer's tone once answered.
-func (p *peer) call(ctx context.Context, uri string) (*diago.DialogClientSession, *audio, error) {
+func (p *Peer) Call(ctx context.Context, uri string) (*diago.DialogClientSession, *Audio, error) {
 	var u sipmsg.Uri
 	if err := sipmsg.ParseUri(uri, &u); err != nil {
 		return nil, nil, err
@@ -227,13 +200,13 @@ func (p *peer) call(ctx context.Context, uri string) (*diago.DialogClientSession
 	if err != nil {
 		return nil, nil, err
 	}
-	return d, playAndListen(d.Context(), med, p.tone), nil
+	return d, PlayAndListen(d.Context(), med, p.tone), nil
 }
 
-func (p *peer) waitAnswered(t *testing.T) *answeredCall {
+func (p *Peer) WaitAnswered(t *testing.T) *Answered {
 	t.Helper()
 	select {
-	case a := <-p.answered:
+	case a := <-p.Answered:
 		return a
 	case <-time.After(10 * time.Second):
 		t.Fatal("the phone was not rung")
@@ -242,7 +215,7 @@ func (p *peer) waitAnswered(t *testing.T) *answeredCall {
 }
 
 // openSockets counts the process's open sockets: RTP ports left open show here.
-func openSockets(t *testing.T) int {
+func OpenSockets(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -257,10 +230,10 @@ func openSockets(t *testing.T) int {
 	return n
 }
 
-var errTimeout = errors.New("timed out")
+var ErrTimeout = errors.New("timed out")
 
 // eventually polls cond every 20 ms up to d.
-func eventually(d time.Duration, cond func() bool) error {
+func Eventually(d time.Duration, cond func() bool) error {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		if cond() {
@@ -271,5 +244,55 @@ func eventually(d time.Duration, cond func() bool) error {
 	if cond() {
 		return nil
 	}
-	return errTimeout
+	return ErrTimeout
+}
+
+// ExpectHears checks who hears which tone in the latest 500 ms of audio that arrived
+// after the call: it waits for that much, and for a change of mode to take effect.
+func ExpectHears(t *testing.T, who string, a *Audio, want map[float64]bool) {
+	t.Helper()
+	const n = 4000 // 500 ms at 8 kHz
+	since := time.Now()
+	var got map[float64]float64
+	ok := func() bool {
+		w := a.Window(since)
+		if len(w) < n {
+			return false
+		}
+		w = w[len(w)-n:]
+		got = map[float64]float64{}
+		for _, f := range []float64{ToneCaller, ToneOperator, ToneSupervisor} {
+			got[f] = Goertzel(w, f)
+		}
+		for f, heard := range want {
+			if heard && got[f] < 0.15 || !heard && got[f] > 0.03 {
+				return false
+			}
+		}
+		return true
+	}
+	if err := Eventually(4*time.Second, ok); err != nil {
+		t.Fatalf("%s hears %s, want %v", who, fmtShares(got), want)
+	}
+	t.Logf("%s hears %s", who, fmtShares(got))
+}
+
+func fmtShares(m map[float64]float64) string {
+	return fmt.Sprintf("440Hz %.2f, 1000Hz %.2f, 2000Hz %.2f", m[ToneCaller], m[ToneOperator], m[ToneSupervisor])
+}
+
+// Register registers the peer's contact as user at server (ip:port) with digest,
+// once, for an hour.
+func (p *Peer) Register(ctx context.Context, server, user, password string) error {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(port)
+	tx, err := p.dg.RegisterTransaction(ctx, sipmsg.Uri{Scheme: "sip", User: user, Host: host, Port: n},
+		diago.RegisterOptions{Username: user, Password: password, Expiry: time.Hour})
+	if err != nil {
+		return err
+	}
+	return tx.Register(ctx)
 }
