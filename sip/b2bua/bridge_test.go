@@ -2,7 +2,6 @@ package b2bua_test
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -323,42 +322,11 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
 		t.Fatal("call not torn down")
 	}
-	checkRecording(t, filepath.Join(r.dir, "call.wav"))
-}
-
-// checkRecording reads the stereo WAV: the caller's 440 Hz on the left channel and
-// the operator's 1000 Hz on the right, each alone on its channel.
-func checkRecording(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(filepath.Join(r.dir, "call.wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		t.Fatalf("not a WAV file (%d bytes)", len(b))
-	}
-	if ch, rate, bits := binary.LittleEndian.Uint16(b[22:]), binary.LittleEndian.Uint32(b[24:]), binary.LittleEndian.Uint16(b[34:]); ch != 2 || rate != 8000 || bits != 16 {
-		t.Fatalf("format: %d channels, %d Hz, %d bits", ch, rate, bits)
-	}
-	data := b[44:]
-	if n := binary.LittleEndian.Uint32(b[40:]); int(n) != len(data) {
-		t.Fatalf("data size in header %d, file has %d", n, len(data))
-	}
-	var left, right []int16
-	for i := 0; i+4 <= len(data); i += 4 {
-		left = append(left, int16(binary.LittleEndian.Uint16(data[i:])))
-		right = append(right, int16(binary.LittleEndian.Uint16(data[i+2:])))
-	}
-	if len(left) < 8000 {
-		t.Fatalf("recording is %d samples long", len(left))
-	}
-	mid := func(x []int16) []int16 { return x[len(x)/4 : 3*len(x)/4] }
-	if l, r := b2buatest.Goertzel(mid(left), b2buatest.ToneCaller), b2buatest.Goertzel(mid(left), b2buatest.ToneOperator); l < 0.5 || r > 0.05 {
-		t.Fatalf("left channel: 440Hz %.2f, 1000Hz %.2f", l, r)
-	}
-	if l, r := b2buatest.Goertzel(mid(right), b2buatest.ToneOperator), b2buatest.Goertzel(mid(right), b2buatest.ToneCaller); l < 0.5 || r > 0.05 {
-		t.Fatalf("right channel: 1000Hz %.2f, 440Hz %.2f", l, r)
-	}
+	b2buatest.CheckStereoWAV(t, b, b2buatest.ToneCaller, b2buatest.ToneOperator)
 }
 
 // TestCallback dials a callback: the operator's phone first, through the proxy with
@@ -422,7 +390,7 @@ func TestCallback(t *testing.T) {
 // is hung up and no promise is reported kept.
 func TestCallbackCustomerBusy(t *testing.T) {
 	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
-	customer.Reject = 486
+	customer.Reject.Store(486)
 	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

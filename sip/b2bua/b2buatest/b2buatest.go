@@ -6,6 +6,7 @@ package b2buatest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,8 +138,10 @@ type Peer struct {
 	Addr string
 	// answered carries the media of each call this peer answers.
 	Answered chan *Answered
-	Reject   int // when set, incoming calls get this status
-	tone     float64
+	Reject   atomic.Int32 // when set, incoming calls get this status
+	// RingFor is how long the phone rings before it answers (as a person would).
+	RingFor time.Duration
+	tone    float64
 }
 
 type Answered struct {
@@ -168,11 +172,18 @@ func NewPeer(t *testing.T, name string, tone float64) *Peer {
 	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
-		if p.Reject != 0 {
-			_ = d.Respond(p.Reject, "Busy Here", nil)
+		if code := int(p.Reject.Load()); code != 0 {
+			_ = d.Respond(code, "Busy Here", nil)
 			return
 		}
 		_ = d.Ringing()
+		if p.RingFor > 0 {
+			select {
+			case <-time.After(p.RingFor):
+			case <-d.Context().Done():
+				return
+			}
+		}
 		med, err := d.Answer(diago.AnswerOptions{})
 		if err != nil {
 			return
@@ -295,4 +306,36 @@ func (p *Peer) Register(ctx context.Context, server, user, password string) erro
 		return err
 	}
 	return tx.Register(ctx)
+}
+
+// CheckStereoWAV reads a stereo 16-bit 8 kHz WAV and checks that the left channel
+// carries left Hz and the right channel right Hz, each alone on its channel.
+func CheckStereoWAV(t *testing.T, b []byte, left, right float64) {
+	t.Helper()
+	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		t.Fatalf("not a WAV file (%d bytes)", len(b))
+	}
+	if ch, rate, bits := binary.LittleEndian.Uint16(b[22:]), binary.LittleEndian.Uint32(b[24:]), binary.LittleEndian.Uint16(b[34:]); ch != 2 || rate != 8000 || bits != 16 {
+		t.Fatalf("format: %d channels, %d Hz, %d bits", ch, rate, bits)
+	}
+	data := b[44:]
+	if n := binary.LittleEndian.Uint32(b[40:]); int(n) != len(data) {
+		t.Fatalf("data size in header %d, file has %d", n, len(data))
+	}
+	var l, r []int16
+	for i := 0; i+4 <= len(data); i += 4 {
+		l = append(l, int16(binary.LittleEndian.Uint16(data[i:])))
+		r = append(r, int16(binary.LittleEndian.Uint16(data[i+2:])))
+	}
+	if len(l) < 8000 {
+		t.Fatalf("recording is %d samples long", len(l))
+	}
+	mid := func(x []int16) []int16 { return x[len(x)/4 : 3*len(x)/4] }
+	if a, b := Goertzel(mid(l), left), Goertzel(mid(l), right); a < 0.5 || b > 0.05 {
+		t.Fatalf("left channel: %.0f Hz %.2f, %.0f Hz %.2f", left, a, right, b)
+	}
+	if a, b := Goertzel(mid(r), right), Goertzel(mid(r), left); a < 0.5 || b > 0.05 {
+		t.Fatalf("right channel: %.0f Hz %.2f, %.0f Hz %.2f", right, a, left, b)
+	}
+	t.Logf("recording: %.1f s, %.0f Hz left, %.0f Hz right", float64(len(l))/8000, left, right)
 }
