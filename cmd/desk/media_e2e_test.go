@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/calldesk/desk/desk"
+	"github.com/calldesk/desk/desk/browsertest"
 	"github.com/calldesk/desk/sip/b2bua/b2buatest"
 )
 
@@ -79,6 +82,9 @@ media:
 	supPage := sup.openWS()
 	supPage.wait(t, "snapshot", 5*time.Second)
 
+	board := openPage(t, d.Base+"/supervisor.html", "sveta", "Sv3ta-web-pass")
+	browsertest.WaitFor(t, board, "the board", `document.getElementById('calls') !== null`)
+
 	ivanPhone := b2buatest.NewPeer(t, "ivan", b2buatest.ToneOperator)
 	ivanPhone.RingFor = 500 * time.Millisecond // the card must pop while it rings
 	if err := ivanPhone.Register(ctx, d.SIPAddr, "ivan", "ivan-sip-secret"); err != nil {
@@ -116,8 +122,10 @@ media:
 	if code := op.do("POST", "/api/calls/"+callID+"/monitor", map[string]string{"mode": "listen"}, nil); code != 403 {
 		t.Fatalf("an operator asked to monitor: HTTP %d", code)
 	}
-	// The supervisor whispers from the board.
-	sup.mustDo("POST", "/api/calls/"+callID+"/monitor", map[string]string{"mode": "whisper"}, nil)
+	// The supervisor presses Whisper on the live board.
+	row := `#calls tr[data-id="` + callID + `"]`
+	browsertest.WaitFor(t, board, "the call's monitor buttons", `document.querySelector('`+row+` button.mon-whisper') !== null`)
+	browsertest.Step(t, board, "whisper", chromedp.Click(chromedp.CSS(row+` button.mon-whisper`)))
 	svetaCall := svetaPhone.WaitAnswered(t)
 	joined := func(raw json.RawMessage) bool { return str(jsonGet(raw, "monitor", "state")) == desk.MonitorJoined }
 	banner := opPage.waitFrame(t, "call.monitor", 10*time.Second, joined)
@@ -152,6 +160,16 @@ media:
 	opPage.waitFrame(t, "call.monitor", 5*time.Second, func(raw json.RawMessage) bool {
 		return str(jsonGet(raw, "monitor", "state")) == desk.MonitorLeft
 	})
+
+	// The recording plays on the board: Recent calls, ▶.
+	rrow := `document.querySelector('#recent tr[data-id="` + callID + `"]')`
+	browsertest.WaitFor(t, board, "the ended call in Recent calls", rrow+` !== null && `+rrow+`.querySelector('button.play') !== null`)
+	browsertest.Step(t, board, "play", chromedp.Click(chromedp.CSS(`#recent tr[data-id="`+callID+`"] button.play`)))
+	browsertest.WaitFor(t, board, "the player loaded the WAV", rrow+`.querySelector('audio') !== null && `+rrow+`.querySelector('audio').duration > 2`)
+	if csp := browsertest.Eval[[]string](t, board, `window.__csp`); len(csp) != 0 {
+		t.Errorf("CSP violations on the board: %v", csp)
+	}
+	shot(t, board, "media-board")
 
 	// The recording: for the supervisor, not for the operator.
 	if code, _, _ := op.send("GET", "/api/calls/"+callID+"/recording", nil); code != 403 {

@@ -390,6 +390,7 @@ func printBanner(w io.Writer, cfg *config, httpAddr, sipAddr, sipHost string) {
 			server = " --server " + sipLocal
 		}
 		fmt.Fprintf(w, "desk: try         go run ./cmd/desk call%s --from +79161234567 --to sales\n", server)
+		fmt.Fprintf(w, "desk: media mode  dial \"media\" instead: supervisors listen in from the board, calls are recorded (docs/media.md)\n")
 	}
 }
 

@@ -132,7 +132,8 @@ type demoUser struct {
 var demoUsers = []demoUser{
 	{Login: "maria", Name: "Мария Иванова", Password: "maria-demo", SIPPassword: "maria-sip", Role: desk.RoleOperator},
 	{Login: "oleg", Name: "Олег Смирнов", Password: "oleg-demo", SIPPassword: "oleg-sip", Role: desk.RoleOperator},
-	{Login: "sveta", Name: "Светлана Орлова", Password: "sveta-demo", Role: desk.RoleSupervisor},
+	// sveta's softphone is what she listens in with on media-mode calls.
+	{Login: "sveta", Name: "Светлана Орлова", Password: "sveta-demo", SIPPassword: "sveta-sip", Role: desk.RoleSupervisor},
 	{Login: "admin", Name: "Admin", Password: "admin-demo", Role: desk.RoleAdmin},
 }
 
