@@ -97,6 +97,27 @@ func (e *Engine) fromHeader(name, user string) *sipmsg.FromHeader {
 	return &sipmsg.FromHeader{DisplayName: name, Address: sipmsg.Uri{Scheme: "sip", User: user, Host: e.cfg.domain}, Params: sipmsg.NewParams()}
 }
 
+// offersG711 tells whether an SDP offer has an audio stream with PCMU (0) or PCMA
+// (8), the only codecs the mixer speaks. A request without SDP (offer in the ACK) is
+// let through: diago then makes the offer.
+func offersG711(sdp []byte) bool {
+	if len(sdp) == 0 {
+		return true
+	}
+	for _, line := range strings.Split(string(sdp), "\n") {
+		f := strings.Fields(strings.TrimSpace(line))
+		if len(f) < 4 || f[0] != "m=audio" {
+			continue
+		}
+		for _, pt := range f[3:] {
+			if pt == "0" || pt == "8" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // responseStatus is the final status a failed INVITE got, or 0.
 func responseStatus(err error) (int, string) {
 	var v sipgo.ErrDialogResponse
@@ -138,6 +159,12 @@ func (e *Engine) serveInbound(d *diago.DialogServerSession) {
 	ruri, err := e.proxyURI(req.Recipient.User)
 	if err != nil {
 		_ = d.Respond(503, "Service Unavailable", nil)
+		return
+	}
+	if !offersG711(req.Body()) {
+		// Refused before any operator is rung: nobody could hear this caller.
+		e.m.calls.WithLabelValues("inbound", "codec").Inc()
+		_ = d.Respond(488, "Not Acceptable Here", nil)
 		return
 	}
 	// The caller hears ringing while the operators are hunted.
