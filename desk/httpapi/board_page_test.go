@@ -39,6 +39,19 @@ type boardPage struct {
 
 func newBoardPage(t *testing.T) *boardPage {
 	t.Helper()
+	return newBoardPageWith(t, boardExtras{})
+}
+
+// boardExtras are what a test adds to the board's wiring (media mode: a bridge and
+// the recordings).
+type boardExtras struct {
+	sales []desk.SalesOption
+	super []desk.SupervisorOption
+	api   []httpapi.Option
+}
+
+func newBoardPageWith(t *testing.T, x boardExtras) *boardPage {
+	t.Helper()
 	rdb, prefix := redistest.Client(t)
 	store := redisstore.New(rdb, redisstore.WithPrefix(prefix), redisstore.WithLogger(quiet()))
 	reg := prometheus.NewRegistry()
@@ -54,10 +67,10 @@ func newBoardPage(t *testing.T) *boardPage {
 		t.Fatal(err)
 	}
 	cfg := yamlfile.DefaultConfig()
-	sales = desk.NewSales(store, h, desk.WithSalesLogger(quiet()),
+	sales = desk.NewSales(store, h, append([]desk.SalesOption{desk.WithSalesLogger(quiet()),
 		desk.WithSalesScripts(map[string]*desk.Script{"default": cfg.Resolve(set.Get("default", "en"))}),
-		desk.WithSalesLines(cfg.Lines, "default"))
-	super := desk.NewSupervisor(store, h, desk.WithSupervisorLogger(quiet()))
+		desk.WithSalesLines(cfg.Lines, "default")}, x.sales...)...)
+	super := desk.NewSupervisor(store, h, append([]desk.SupervisorOption{desk.WithSupervisorLogger(quiet())}, x.super...)...)
 	reports := desk.NewReports(store, desk.WithReportsLocation(time.UTC),
 		desk.WithReportsSources([]string{"exhibition", "web_search", "catalogue"}),
 		desk.WithReportsLines([]desk.Line{{Number: "sales", Name: "Sales", Source: "web_search"}}),
@@ -65,9 +78,9 @@ func newBoardPage(t *testing.T) *boardPage {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
-	api := httpapi.New(store, h, httpapi.WithLogger(quiet()), httpapi.WithStatic(static.FS),
+	api := httpapi.New(store, h, append([]httpapi.Option{httpapi.WithLogger(quiet()), httpapi.WithStatic(static.FS),
 		httpapi.WithRealm(realm), httpapi.WithRegion("RU"), httpapi.WithRegisterer(reg), httpapi.WithGatherer(reg),
-		httpapi.WithLocation(time.UTC), httpapi.WithSales(sales), httpapi.WithReports(reports), httpapi.WithSupervisor(super))
+		httpapi.WithLocation(time.UTC), httpapi.WithSales(sales), httpapi.WithReports(reports), httpapi.WithSupervisor(super)}, x.api...)...)
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,17 +13,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/calldesk/desk/desk"
 	"github.com/calldesk/desk/desk/browsertest"
 	"github.com/calldesk/desk/desk/httpapi"
-	"github.com/calldesk/desk/desk/hub"
-	"github.com/calldesk/desk/desk/redisstore"
-	"github.com/calldesk/desk/desk/redistest"
-	"github.com/calldesk/desk/desk/yamlfile"
-	"github.com/calldesk/desk/scripts"
-	"github.com/calldesk/desk/static"
 )
 
 // Page tests of media mode: the supervisor's listen / whisper / barge controls on
@@ -139,46 +131,15 @@ type mediaPage struct {
 
 func newMediaPage(t *testing.T, rec desk.Recordings) *mediaPage {
 	t.Helper()
-	rdb, prefix := redistest.Client(t)
-	store := redisstore.New(rdb, redisstore.WithPrefix(prefix), redisstore.WithLogger(quiet()))
-	reg := prometheus.NewRegistry()
-	board := desk.NewBoard(store, desk.WithBoardLocation(time.UTC), desk.WithBoardLogger(quiet()))
-	var sales *desk.Sales
-	h := hub.New(rdb, hub.WithPrefix(prefix), hub.WithLogger(quiet()), hub.WithPresence(store),
-		hub.WithSnapshot(func(ctx context.Context, u *desk.User) (any, error) {
-			return httpapi.SnapshotFunc(store, nil, httpapi.WithSales(sales),
-				httpapi.WithBoard(func(ctx context.Context) (any, error) { return board.State(ctx) }))(ctx, u)
-		}), hub.WithRegisterer(reg))
-	set, err := yamlfile.LoadScripts(scripts.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := yamlfile.DefaultConfig()
 	bridge := &mpBridge{}
-	sales = desk.NewSales(store, h, desk.WithSalesLogger(quiet()),
-		desk.WithSalesScripts(map[string]*desk.Script{"default": cfg.Resolve(set.Get("default", "en"))}),
-		desk.WithSalesLines(cfg.Lines, "default"), desk.WithSalesMediaBridge(bridge))
-	super := desk.NewSupervisor(store, h, desk.WithSupervisorLogger(quiet()), desk.WithSupervisorMediaBridge(bridge))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
-	opts := []httpapi.Option{httpapi.WithLogger(quiet()), httpapi.WithStatic(static.FS),
-		httpapi.WithRealm(realm), httpapi.WithRegion("RU"), httpapi.WithRegisterer(reg), httpapi.WithGatherer(reg),
-		httpapi.WithLocation(time.UTC), httpapi.WithSales(sales), httpapi.WithSupervisor(super)}
+	x := boardExtras{
+		sales: []desk.SalesOption{desk.WithSalesMediaBridge(bridge)},
+		super: []desk.SupervisorOption{desk.WithSupervisorMediaBridge(bridge)},
+	}
 	if rec != nil {
-		opts = append(opts, httpapi.WithRecordings(rec))
+		x.api = append(x.api, httpapi.WithRecordings(rec))
 	}
-	srv := httptest.NewServer(httpapi.New(store, h, opts...))
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		store.Close()
-	})
-	return &mediaPage{
-		boardPage: &boardPage{env: &env{t: t, rdb: rdb, store: store, hub: h, srv: srv}, sales: sales, super: super},
-		bridge:    bridge,
-	}
+	return &mediaPage{boardPage: newBoardPageWith(t, x), bridge: bridge}
 }
 
 // userNamed creates a user with a display name of the test's choosing.
