@@ -14,6 +14,7 @@ type metrics struct {
 	refused      prometheus.Counter
 	recordErrors prometheus.Counter
 	mixSeconds   prometheus.Counter
+	skipped      prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -33,9 +34,10 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		refused:      prometheus.NewCounter(prometheus.CounterOpts{Name: "desk_bridge_refused_total", Help: "Requests refused because they did not come from the proxy."}),
 		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "desk_bridge_record_errors_total", Help: "Recordings stopped by a write error."}),
 		mixSeconds:   prometheus.NewCounter(prometheus.CounterOpts{Name: "desk_bridge_mix_seconds_total", Help: "Time spent mixing, summed over ended calls."}),
+		skipped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "desk_bridge_frames_skipped_total", Help: "Frame times a late mixer dropped rather than replay (over 100 ms behind)."}),
 	}
 	if r != nil {
-		r.MustRegister(m.active, m.calls, m.monitor, m.setup, m.sent, m.received, m.lost, m.late, m.refused, m.recordErrors, m.mixSeconds)
+		r.MustRegister(m.active, m.calls, m.monitor, m.setup, m.sent, m.received, m.lost, m.late, m.refused, m.recordErrors, m.mixSeconds, m.skipped)
 	}
 	return m
 }

@@ -168,6 +168,17 @@ func (l *leg) pop(out []int16) bool {
 	return true
 }
 
+// skip drops n frame times the mixer could not mix: the buffered audio of that time
+// and the stream's timestamps move on together.
+func (l *leg) skip(n int) {
+	l.mu.Lock()
+	drop := min(len(l.buf), n*frameSamples)
+	l.buf = append(l.buf[:0], l.buf[drop:]...)
+	l.mu.Unlock()
+	l.late.Add(uint64(n))
+	l.w.DelayTimestamp(uint32(n * frameSamples))
+}
+
 func (l *leg) takeDTMF() ([][]byte, []bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -247,16 +258,23 @@ func (mx *mixer) close() error {
 	return nil
 }
 
+// maxCatchUp bounds how many frames one wake-up mixes after the clock was late. A
+// longer stall is not replayed: its frames are dropped and the streams' timestamps
+// jump over it, so the far ends' jitter buffers see a gap, not a stream that runs
+// behind its timestamps for the rest of the call.
+const maxCatchUp = 5
+
+// run is the call's clock. A ticker drops the ticks it could not deliver (a busy CPU),
+// so the frames due are counted from the wall clock since the start: every frame
+// time is mixed, late ones at once, and the RTP timestamps stay true to real time.
 func (mx *mixer) run() {
 	defer close(mx.done)
 	t := time.NewTicker(frameDur)
 	defer t.Stop()
 	var (
-		frames  [][]int16
-		have    []bool
-		sum     = make([]int32, frameSamples)
-		payload = make([]byte, frameSamples)
-		legs    []*leg
+		st    = mixState{sum: make([]int32, frameSamples), payload: make([]byte, frameSamples)}
+		began = time.Now()
+		mixed int64
 	)
 	for {
 		select {
@@ -265,61 +283,92 @@ func (mx *mixer) run() {
 		case <-t.C:
 		}
 		start := time.Now()
+		due := int64(start.Sub(began) / frameDur)
+		n := due - mixed
+		if n <= 0 {
+			continue
+		}
 		mx.mu.Lock()
-		legs = append(legs[:0], mx.legs...)
+		st.legs = append(st.legs[:0], mx.legs...)
 		mx.mu.Unlock()
-		for len(frames) < len(legs) {
-			frames = append(frames, make([]int16, frameSamples))
-			have = append(have, false)
+		if skip := n - maxCatchUp; skip > 0 {
+			for _, l := range st.legs {
+				l.skip(int(skip))
+			}
+			mx.m.skipped.Add(float64(skip))
+			n = maxCatchUp
 		}
-		for i, l := range legs {
-			have[i] = l.pop(frames[i])
+		for ; n > 0; n-- {
+			mx.tick(&st)
 		}
-		for di, d := range legs {
-			clear(sum)
-			for si, s := range legs {
-				if !have[si] || !hears(d, s) {
-					continue
-				}
-				for k, v := range frames[si] {
-					sum[k] += int32(v)
-				}
-			}
-			_ = di
-			for k, v := range sum {
-				v = max(min(v, 32767), -32768)
-				if d.alaw {
-					payload[k] = g711.EncodeAlawFrame(int16(v))
-				} else {
-					payload[k] = g711.EncodeUlawFrame(int16(v))
-				}
-			}
-			if _, err := d.w.WriteSamples(payload, frameSamples, !d.sent, d.pt); err == nil {
-				d.sent = true
-				mx.m.sent.Inc()
-			}
-			mx.relayDTMF(d, legs)
-		}
-		if mx.rec != nil {
-			var caller, operator []int16
-			for i, l := range legs {
-				if !have[i] {
-					continue
-				}
-				switch l.role {
-				case roleCaller:
-					caller = frames[i]
-				case roleOperator:
-					operator = frames[i]
-				}
-			}
-			if err := mx.rec.frame(caller, operator); err != nil {
-				mx.m.recordErrors.Inc()
-				mx.rec.Close()
-				mx.rec = nil
-			}
-		}
+		mixed = due
 		mx.cost.Add(int64(time.Since(start)))
+	}
+}
+
+// mixState is the mixer's scratch space, reused every frame.
+type mixState struct {
+	legs    []*leg
+	frames  [][]int16
+	have    []bool
+	sum     []int32
+	payload []byte
+}
+
+// tick mixes one 20 ms frame: each leg gets the sum of what it hears, in its codec,
+// and the recording gets the caller and the operator.
+func (mx *mixer) tick(st *mixState) {
+	legs := st.legs
+	for len(st.frames) < len(legs) {
+		st.frames = append(st.frames, make([]int16, frameSamples))
+		st.have = append(st.have, false)
+	}
+	frames, have, sum, payload := st.frames, st.have, st.sum, st.payload
+	for i, l := range legs {
+		have[i] = l.pop(frames[i])
+	}
+	for _, d := range legs {
+		clear(sum)
+		for si, s := range legs {
+			if !have[si] || !hears(d, s) {
+				continue
+			}
+			for k, v := range frames[si] {
+				sum[k] += int32(v)
+			}
+		}
+		for k, v := range sum {
+			v = max(min(v, 32767), -32768)
+			if d.alaw {
+				payload[k] = g711.EncodeAlawFrame(int16(v))
+			} else {
+				payload[k] = g711.EncodeUlawFrame(int16(v))
+			}
+		}
+		if _, err := d.w.WriteSamples(payload, frameSamples, !d.sent, d.pt); err == nil {
+			d.sent = true
+			mx.m.sent.Inc()
+		}
+		mx.relayDTMF(d, legs)
+	}
+	if mx.rec != nil {
+		var caller, operator []int16
+		for i, l := range legs {
+			if !have[i] {
+				continue
+			}
+			switch l.role {
+			case roleCaller:
+				caller = frames[i]
+			case roleOperator:
+				operator = frames[i]
+			}
+		}
+		if err := mx.rec.frame(caller, operator); err != nil {
+			mx.m.recordErrors.Inc()
+			mx.rec.Close()
+			mx.rec = nil
+		}
 	}
 }
 
