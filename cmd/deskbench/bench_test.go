@@ -57,11 +57,19 @@ func TestSmoke(t *testing.T) {
 		{"every REGISTER succeeded", r.Registrations != nil && r.Registrations.Successful == r.Registrations.Count && r.Registrations.PerSecond > 0},
 		{"kamailio REGISTERs too", r.KamailioRegistrations != nil && r.KamailioRegistrations.Successful == r.KamailioRegistrations.Count},
 		{"targets listed, not judged in a smoke run", len(r.Targets) >= 5 && !r.Targets[0].Valid},
+		{"media: the first step bridges every call, RTP counted both ways", r.Media != nil && len(r.Media.Steps) > 0 &&
+			r.Media.Steps[0].Answered == r.Media.Steps[0].Calls && r.Media.Steps[0].Peers.Received > 0 &&
+			r.Media.Steps[0].Bridge.Received > 0 && r.Media.Steps[0].CPUPerCallSecond > 0},
+		{"media: supervisor legs timed to their first RTP packet", r.Media != nil && r.Media.Monitor != nil &&
+			r.Media.Monitor.Joined > 0 && r.Media.Monitor.FirstRTP.Max > 0 && r.Media.Monitor.HistCount > 0},
 	}
 	for _, c := range checks {
 		if !c.ok {
 			t.Errorf("%s: no (JSON: %s)", c.name, raw)
 		}
+	}
+	if !bytes.Contains(stdout.Bytes(), []byte("media supervisor setup")) {
+		t.Errorf("the table lacks the media rows:\n%s", stdout.String())
 	}
 	if !bytes.Contains(stdout.Bytes(), []byte("clean rate desk/kamailio")) {
 		t.Errorf("the table lacks the ratio:\n%s", stdout.String())

@@ -3,7 +3,9 @@
 // operator, and drives sipp callers through the project's scenarios. It prints
 // the desk's figures (clean rate, pop latency, memory per live call, fan-out to
 // thousands of pages, digest REGISTERs per second) beside the same sipp load
-// through Kamailio, as a table and as JSON.
+// through Kamailio, and media mode's (concurrent bridged calls under 1% of
+// packets lost or late, CPU per call, a supervisor leg's setup), as a table and
+// as JSON.
 //
 // It is a measuring tool, not a test: the figures depend on the machine, and
 // nothing here asserts a target. Its smoke test only checks that calls succeed
@@ -56,7 +58,12 @@ type options struct {
 	Pages         int           // supervisor pages for the fan-out figure
 	FanoutRate    int
 	FanoutFor     time.Duration
-	Registrations int // digest REGISTERs for the registration figure (the memory phase's phones)
+	Registrations int           // digest REGISTERs for the registration figure (the memory phase's phones)
+	MediaCalls    []int         // concurrent media-mode calls tried, in order
+	MediaHold     time.Duration // how long every step's calls are all up at once
+	MediaRate     int           // calls/s while a media step sets its calls up
+	MediaMonitors int           // supervisor legs timed
+	MediaRecord   bool          // the media line records its calls
 	Kamailio      string
 	JSON          string
 	DeskBin       string
@@ -86,13 +93,18 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.FanoutRate, "fanout-rate", 5, "calls/s while the fan-out pages listen (each call is about 5 events to every page)")
 	fs.DurationVar(&o.FanoutFor, "fanout-for", 10*time.Second, "how long the fan-out phase runs")
 	fs.IntVar(&o.Registrations, "registrations", 0, "digest REGISTERs timed (one per extra phone of the memory phase); default: -live")
+	mediaCalls := fs.String("media-calls", "25,50,100,200,300,400,500,600,700,800,1000", "concurrent media-mode calls tried in order; the search stops at the first step with 1% or more of packets lost or late")
+	fs.DurationVar(&o.MediaHold, "media-hold", 15*time.Second, "how long each media step's calls are all up at once")
+	fs.IntVar(&o.MediaRate, "media-rate", 50, "calls/s while a media step sets up (and later ends) its calls")
+	fs.IntVar(&o.MediaMonitors, "media-monitors", 20, "supervisor legs timed (listen, over the HTTP API) with the last clean step's calls up; 0 for none")
+	fs.BoolVar(&o.MediaRecord, "media-record", false, "record the media line's calls (stereo WAV in the work directory)")
 	fs.StringVar(&o.Kamailio, "kamailio", "auto", "run the same load through Kamailio: auto (when installed), on, off")
 	fs.StringVar(&o.JSON, "json", "bench.json", "where the JSON results go; empty for none")
 	fs.StringVar(&o.DeskBin, "desk", "", "desk binary to measure; default: go build ./cmd/desk")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis the desk uses; default: a private redis-server on a free port (its data is the harness's)")
 	fs.StringVar(&o.Repo, "repo", "", "the project's root (scenarios, scripts); default: found from the working directory")
 	fs.StringVar(&o.Profile, "profile", "", "directory for CPU and heap profiles of the desk taken during the pop phase")
-	fs.StringVar(&o.Only, "only", "", "phases to run, comma-separated: register,rate,pop,fanout,memory (default all)")
+	fs.StringVar(&o.Only, "only", "", "phases to run, comma-separated: register,rate,pop,fanout,memory,media (default all)")
 	fs.BoolVar(&o.Quick, "quick", false, "a smoke run of a few seconds per phase at low rates (what CI runs)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -104,18 +116,21 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.Quick { // smaller defaults; flags given explicitly still win
 		quick := map[string]func(){
-			"operators":     func() { o.Operators = 5 },
-			"rates":         func() { *rates = "20,40" },
-			"step":          func() { o.Step = 3 * time.Second },
-			"pop-rate":      func() { o.PopRate = 20 },
-			"pop-for":       func() { o.PopFor = 3 * time.Second },
-			"live":          func() { o.Live = 40 },
-			"live-rate":     func() { o.LiveRate = 40 },
-			"settle":        func() { o.Settle = 3 * time.Second },
-			"pages":         func() { o.Pages = 20 },
-			"fanout-rate":   func() { o.FanoutRate = 5 },
-			"fanout-for":    func() { o.FanoutFor = 2 * time.Second },
-			"registrations": func() { o.Registrations = 40 },
+			"operators":      func() { o.Operators = 5 },
+			"rates":          func() { *rates = "20,40" },
+			"step":           func() { o.Step = 3 * time.Second },
+			"pop-rate":       func() { o.PopRate = 20 },
+			"pop-for":        func() { o.PopFor = 3 * time.Second },
+			"live":           func() { o.Live = 40 },
+			"live-rate":      func() { o.LiveRate = 40 },
+			"settle":         func() { o.Settle = 3 * time.Second },
+			"pages":          func() { o.Pages = 20 },
+			"fanout-rate":    func() { o.FanoutRate = 5 },
+			"fanout-for":     func() { o.FanoutFor = 2 * time.Second },
+			"registrations":  func() { o.Registrations = 40 },
+			"media-calls":    func() { *mediaCalls = "4" },
+			"media-hold":     func() { o.MediaHold = 3 * time.Second },
+			"media-monitors": func() { o.MediaMonitors = 3 },
 		}
 		for name, f := range quick {
 			if !set[name] {
@@ -129,6 +144,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-rates: %q is not a positive number", r)
 		}
 		o.Rates = append(o.Rates, n)
+	}
+	for _, r := range strings.Split(*mediaCalls, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-media-calls: %q is not a positive number", r)
+		}
+		o.MediaCalls = append(o.MediaCalls, n)
+	}
+	if o.MediaRate < 1 || o.MediaHold <= 0 || o.MediaMonitors < 0 {
+		return nil, errors.New("-media-rate and -media-hold must be positive, -media-monitors not negative")
 	}
 	if o.Registrations == 0 {
 		o.Registrations = o.Live

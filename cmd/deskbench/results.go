@@ -26,6 +26,7 @@ type results struct {
 	Memory                *memoryResult  `json:"memory,omitempty"`
 	Registrations         *registrations `json:"registrations,omitempty"`
 	KamailioRegistrations *registrations `json:"kamailio_registrations,omitempty"`
+	Media                 *mediaResult   `json:"media,omitempty"`
 	Targets               []target       `json:"targets"`
 }
 
@@ -223,6 +224,7 @@ func (r *results) write(w io.Writer) {
 	}
 	reg("desk", r.Registrations)
 	reg("kamailio", r.KamailioRegistrations)
+	r.Media.write(tw)
 	tw.Flush()
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w)
