@@ -165,6 +165,10 @@ type CallSummary struct {
 	Operator string    `json:"operator"`
 	Outcome  string    `json:"outcome"` // the wrap-up outcome, or "missed"
 	Seconds  int64     `json:"seconds"` // talk time
+	// Recorded is set when the call was answered on a recording line: the card
+	// offers its recording (GET /api/calls/{call_id}/recording) to the roles
+	// allowed to play it.
+	Recorded bool `json:"recorded,omitempty"`
 }
 
 // Card is what the desk shows about a known contact on the next call.

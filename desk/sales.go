@@ -549,7 +549,7 @@ func (s *Sales) wrapup(ctx context.Context, u *User, call *Call, req WrapupReque
 			histOutcome = "forced"
 		}
 		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: call.ID, At: call.Started, Operator: call.Operator,
-			Outcome: histOutcome, Seconds: talkSeconds(call, now)}); err != nil {
+			Outcome: histOutcome, Seconds: talkSeconds(call, now), Recorded: call.Recorded && call.Answered != nil}); err != nil {
 			return nil, nil, fmt.Errorf("wrap-up %s: history: %w", call.ID, err)
 		}
 		if res.Interest, err = s.moveInterest(ctx, u, call, contact, a, w, now); err != nil {
@@ -1068,7 +1068,8 @@ func (s *Sales) CallMissed(ctx context.Context, c *Call) {
 		contact, _ = s.store.ContactByPhone(ctx, c.From)
 	}
 	if contact != nil {
-		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: c.ID, At: c.Started, Operator: c.Operator, Outcome: "missed"}); err != nil {
+		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: c.ID, At: c.Started, Operator: c.Operator, Outcome: "missed",
+			Recorded: c.Recorded && c.Answered != nil}); err != nil {
 			s.log.Warn("sales: history of a missed call not stored", "call", c.ID, "err", err)
 		}
 	}

@@ -1,10 +1,28 @@
 // The known caller's history on the card: last calls, the open interest and its
 // stage, open promises, notes (with "add a note"), and the personal manager with a
-// control to change him.
+// control to change him. A recorded past call has ▶ for supervisors and admins,
+// which puts a player on GET /api/calls/ID/recording (the server checks the role
+// again); nobody else sees the button.
 import { t, currentLang } from "./i18n.js";
 import { $, el, show, api, mmss, formatWhen } from "./common.js";
 
 let operators = null; // [{login, name}] once read, or [] when this user may not list them
+let role = null;      // the signed-in user's role: given, or read from the session when a recorded call needs it
+let roleAsked = null; // the session read in flight
+
+const STAFF = ["supervisor", "admin"];
+
+// askRole reads the user's role from the session once, then calls done.
+function askRole(done) {
+  if (!roleAsked) {
+    roleAsked = api("GET", "/api/session")
+      .then((r) => { role = r.ok && r.data && typeof r.data.role === "string" ? r.data.role : ""; })
+      .catch(() => { roleAsked = null; });
+  }
+  roleAsked.then(done);
+}
+
+function recordingURL(id) { return `/api/calls/${encodeURIComponent(id)}/recording`; }
 
 async function loadOperators() {
   if (operators) return operators;
@@ -27,10 +45,14 @@ function tr(prefix, code) {
 }
 
 export class History {
-  constructor() {
+  // me is the signed-in user, when the page passes him; else the role is read
+  // from the session the first time a recorded call is shown.
+  constructor({ me } = {}) {
+    if (me && typeof me.role === "string") role = me.role;
     this.contactId = null;
     this.callId = null;
     this.card = null;
+    this.players = new Map(); // call id -> its <audio>, kept across redraws so playback goes on
     $("note-form").addEventListener("submit", (e) => { e.preventDefault(); this.addNote(); });
     $("manager-change").addEventListener("click", () => this.editManager());
     $("manager-cancel").addEventListener("click", () => this.closeManager());
@@ -45,6 +67,7 @@ export class History {
     const card = pop && pop.card;
     if (this.callId === (call && call.id) && this.card === card && this.contactId === contactId) return;
     this.callId = call ? call.id : null;
+    if (this.contactId !== contactId) this.players.clear();
     this.contactId = contactId;
     this.card = card || null;
     this.closeManager();
@@ -71,14 +94,55 @@ export class History {
   renderCalls(calls) {
     const body = $("history-calls");
     body.replaceChildren();
+    if (role === null && calls.some((s) => s && s.recorded)) {
+      const contactId = this.contactId;
+      askRole(() => { if (role !== null && this.contactId === contactId && this.card) this.renderCalls(this.card.calls || []); });
+    }
     for (const s of calls) {
-      const tr_ = el("tr");
+      const tr_ = el("tr", "history-call");
+      if (s.call_id) tr_.dataset.id = s.call_id;
+      tr_.dataset.recorded = s.recorded ? "true" : "false";
       tr_.append(el("td", "num", formatWhen(s.at, currentLang())), el("td", "", operatorName(s.operator)),
-        el("td", `outcome outcome-${s.outcome || ""}`, tr("o_", s.outcome || "")), el("td", "num", mmss((s.seconds || 0) * 1000)));
+        el("td", `outcome outcome-${s.outcome || ""}`, tr("o_", s.outcome || "")), el("td", "num", mmss((s.seconds || 0) * 1000)),
+        this.recordingCell(s));
       body.append(tr_);
     }
     show($("history-calls-table"), calls.length > 0);
     show($("no-history"), calls.length === 0);
+  }
+
+  // recordingCell holds ▶ (then the player) of a recorded call, for staff only.
+  recordingCell(s) {
+    const td = el("td", "recording-cell");
+    if (!s.recorded || !s.call_id || !STAFF.includes(role)) return td;
+    const id = s.call_id;
+    const a = this.players.get(id);
+    if (a) {
+      td.append(a);
+      if (a.dataset.failed === "true") td.append(el("div", "sub error recording-error", t("recordingUnavailable")));
+      return td;
+    }
+    const b = el("button", "play", `▶ ${t("play")}`);
+    b.type = "button";
+    b.setAttribute("aria-label", t("playRecording"));
+    b.addEventListener("click", () => {
+      const audio = el("audio", "recording");
+      audio.controls = true;
+      audio.preload = "metadata";
+      audio.src = recordingURL(id);
+      audio.setAttribute("aria-label", t("recording"));
+      audio.addEventListener("error", () => {
+        audio.dataset.failed = "true";
+        if (audio.parentNode && !audio.parentNode.querySelector(".recording-error")) {
+          audio.parentNode.append(el("div", "sub error recording-error", t("recordingUnavailable")));
+        }
+      });
+      this.players.set(id, audio);
+      td.replaceChildren(audio);
+      audio.play().catch(() => { /* the controls are there to press */ });
+    });
+    td.append(b);
+    return td;
   }
 
   renderInterest(it) {

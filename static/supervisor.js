@@ -14,8 +14,10 @@
 // Media mode (the desk carries the audio): on a live media call the supervisor
 // listens, whispers or barges (the desk rings his own phone), switches mode or
 // stops; the board shows everyone monitoring each call (from the calls' "monitors"
-// and call.monitor frames). Calls recorded and ended this session are listed under
-// "Recent calls" with a player for the recording.
+// and call.monitor frames). "Recent calls" lists the answered calls of the last
+// 24 hours (GET /api/calls/recent, read at start and again on every snapshot, so a
+// reload or a long drop loses none) merged with those that end while the board is
+// open (call.ended); a recorded one has ▶, which puts a player on its recording.
 import { t, applyI18n, bindLangSwitch, onLangChange, currentLang } from "./i18n.js";
 import { $, el, show, api, formatNumber, formatWhen, mmss, hhmmss, loginFlow, logout, Feed } from "./common.js";
 
@@ -34,11 +36,17 @@ const presenceError = new Map(); // login -> error text of a failed force
 const monitors = new Map();  // call id -> Map(supervisor login -> {supervisor, mode, state, since, name})
 const monitorError = new Map(); // call id -> {supervisor, reason} of the last monitor that failed on it
 const monitorBusy = new Map(); // call id -> {gone} while this supervisor's request is in flight
-const recent = new Map();    // call id -> an answered call that ended while the board was open
+const recent = new Map();    // call id -> an answered call that is over: of the last day, or ended while the board was open
 const players = new Map();   // call id -> its <audio>, kept across renders so playback goes on
+const unplayable = new Set(); // call ids whose recording the player could not load
 const names = new Map();     // login -> display name of every user, when the list could be read
 const MODES = ["listen", "whisper", "barge"];
-const RECENT_MAX = 30;
+const RECENT_MAX = 100;      // as many as GET /api/calls/recent gives
+const RECENT_HOURS = 24;
+let recentLoading = false;   // GET /api/calls/recent in flight
+let recentAgain = false;     // asked again meanwhile: read once more when it answers
+let recentError = "";        // why the last read failed
+let snapshots = 0;
 let forcing = null;          // {id, reason} while a force-close is being confirmed
 let conn = "connecting";
 let focus = "";              // "", "op:LOGIN" or "line:LINE"
@@ -61,6 +69,7 @@ loginFlow((user) => {
   show($("board"), true);
   show($("toolbar"), true);
   loadNames();
+  loadRecent();
   new Feed({
     onFrame,
     onState: (s) => { conn = s; renderConn(); },
@@ -118,6 +127,9 @@ function onFrame(f) {
 // connect, and after a reconnect when the events missed are no longer kept.
 function applySnapshot(f) {
   $("board").dataset.synced = "true";
+  // Calls may have ended while the feed was down: read the recent ones again (the
+  // first snapshot follows the read made at start).
+  if (snapshots++ > 0) loadRecent();
   calls.clear();
   endedAt.clear();
   owed.clear();
@@ -455,8 +467,45 @@ async function loadNames() {
 function addRecent(c) {
   if (!c || !c.id) return;
   recent.set(c.id, { ...recent.get(c.id), ...c });
+  trimRecent();
+}
+
+function trimRecent() {
   const list = [...recent.values()].sort(byEnd);
-  for (const old of list.slice(RECENT_MAX)) { recent.delete(old.id); players.delete(old.id); }
+  for (const old of list.slice(RECENT_MAX)) {
+    if (players.has(old.id) && !players.get(old.id).paused) continue; // never take away what is playing
+    recent.delete(old.id);
+    players.delete(old.id);
+    unplayable.delete(old.id);
+  }
+}
+
+// loadRecent reads the calls over in the last day and merges the answered ones
+// into "Recent calls" (a missed call has its own panel and no recording). The
+// frames keep the list live afterwards.
+async function loadRecent() {
+  if (recentLoading) { recentAgain = true; return; }
+  recentLoading = true;
+  let r;
+  try { r = await api("GET", `/api/calls/recent?hours=${RECENT_HOURS}`); } catch { r = { status: 0 }; }
+  recentLoading = false;
+  if (recentAgain) { recentAgain = false; loadRecent(); }
+  if (!r.ok || !Array.isArray(r.data)) {
+    recentError = (r.data && r.data.error) || t("offline");
+    render();
+    return;
+  }
+  recentError = "";
+  const cutoff = Date.now() - RECENT_HOURS * 3600 * 1000;
+  for (const [id, c] of recent) {
+    // Gone from the last day (the board was open long): drop it unless it is playing.
+    if (Date.parse(c.started || "") < cutoff && !players.has(id)) recent.delete(id);
+  }
+  for (const c of r.data) {
+    if (c && c.id && c.answered && c.state === "ended") recent.set(c.id, { ...c, ...recent.get(c.id) });
+  }
+  trimRecent();
+  render();
 }
 
 function byEnd(a, b) { return String(b.ended || b.started || "").localeCompare(String(a.ended || a.started || "")); }
@@ -473,6 +522,8 @@ function player(id) {
     a.preload = "metadata";
     a.src = recordingURL(id);
     a.setAttribute("aria-label", t("recording"));
+    // Not recorded after all, past its retention, or not allowed: say so under it.
+    a.addEventListener("error", () => { unplayable.add(id); recentKey = ""; renderRecent(); });
     players.set(id, a);
   }
   return a;
@@ -483,7 +534,7 @@ function renderRecent() {
   const list = [...recent.values()].filter(callInFocus).sort(byEnd);
   // Only a change of the rows redraws them: a player in the middle of a
   // recording is left alone by the frames.
-  const key = currentLang() + JSON.stringify(list.map((c) => [c.id, !!c.recorded, c.operator, c.ended, opName(c.operator), players.has(c.id)]));
+  const key = currentLang() + recentError + JSON.stringify(list.map((c) => [c.id, !!c.recorded, c.operator, c.ended, opName(c.operator), players.has(c.id), unplayable.has(c.id)]));
   if (key === recentKey) return;
   recentKey = key;
   const body = $("recent");
@@ -500,6 +551,7 @@ function renderRecent() {
     if (c.recorded) {
       if (players.has(c.id)) {
         rec.append(player(c.id));
+        if (unplayable.has(c.id)) rec.append(el("div", "sub error recording-error", t("recordingUnavailable")));
       } else {
         const b = el("button", "play", `▶ ${t("play")}`);
         b.type = "button";
@@ -518,7 +570,9 @@ function renderRecent() {
       el("td", "operator", opName(c.operator)), el("td", "num", start && end ? mmss(end - start) : ""), rec);
     body.append(tr);
   }
-  show($("no-recent"), list.length === 0);
+  show($("no-recent"), list.length === 0 && !recentError);
+  $("recent-error").textContent = recentError ? `${t("recentFailed")}: ${recentError}` : "";
+  show($("recent-error"), !!recentError);
 }
 
 function wrapupDone(id) {
@@ -619,6 +673,7 @@ function knownLines() {
   const lines = new Set();
   for (const c of calls.values()) if (lineOf(c)) lines.add(lineOf(c));
   for (const m of missed.values()) if (lineOf(m.call)) lines.add(lineOf(m.call));
+  for (const c of recent.values()) if (lineOf(c)) lines.add(lineOf(c));
   if (focusLine()) lines.add(focusLine());
   return [...lines].sort();
 }

@@ -415,3 +415,155 @@ func TestMediaCallbackPage(t *testing.T) {
 	browsertest.WaitFor(t, op, "pr-1 kept", row("pr-1")+` === null && document.querySelectorAll('#promise-list li.promise').length === 2`)
 	noCSPViolations(t, op)
 }
+
+// TestRecentCallsAfterReload: calls that ended before the board was (re)opened
+// come from GET /api/calls/recent. After a reload the supervisor finds
+// yesterday's recorded call under Recent calls with ▶, which loads its recording
+// into the player; a call whose recording is gone says so; missed calls and calls
+// older than a day are not listed, and a call that ends afterwards joins the list
+// from its frame. On the operator page, a contact's past recorded call has ▶ for
+// the supervisor and none for the operator.
+func TestRecentCallsAfterReload(t *testing.T) {
+	sup := browsertest.Start(t)
+	op := browsertest.Start(t)
+	mp := newMediaPage(t, mpRecordings{sipCallID: "sip-yesterday", path: mpWAV(t, 2)})
+	mp.user("anna", desk.RoleOperator)
+	mp.userNamed("sveta", "Svetlana Orlova", desk.RoleSupervisor)
+	bg := context.Background()
+
+	cspWatch(t, sup)
+	browsertest.Step(t, sup, "a wide window", chromedp.EmulateViewport(1500, 1000))
+	logIn(t, sup, mp.srv.URL+"/supervisor.html", "sveta")
+	browsertest.WaitFor(t, sup, "the board", `document.getElementById('board').dataset.synced === 'true' && document.getElementById('conn-state').dataset.state === 'connected'`)
+
+	// What happened before: stored only, no frame reaches the page.
+	now := time.Now().UTC()
+	over := func(id string, ago time.Duration, recorded bool) *desk.Call {
+		started := now.Add(-ago)
+		answered, ended := started.Add(5*time.Second), started.Add(3*time.Minute)
+		return &desk.Call{ID: id, SIPCallID: "sip-" + id, From: "+79160000041", To: "sales", Line: "sales", Operator: "anna",
+			State: desk.CallEnded, Started: started, Answered: &answered, Ended: &ended, Reason: "caller hung up",
+			Media: recorded, Recorded: recorded}
+	}
+	missed := &desk.Call{ID: "missed", SIPCallID: "sip-missed", From: "+79160000042", To: "sales", Line: "sales",
+		State: desk.CallMissed, Started: now.Add(-time.Hour), Reason: "no operator", Media: true, Recorded: true}
+	for _, c := range []*desk.Call{over("yesterday", 20*time.Hour, true), over("plain", 3*time.Hour, false),
+		over("gone", 5*time.Hour, true), over("too-old", 30*time.Hour, true), missed} {
+		if err := mp.store.SaveCall(bg, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	browsertest.Step(t, sup, "reload the board", chromedp.Reload())
+	browsertest.WaitFor(t, sup, "the board again", `document.getElementById('board').dataset.synced === 'true'`)
+	rows := `[...document.querySelectorAll('#recent tr')].map(r => r.dataset.id + ':' + r.dataset.recorded + ':' + (r.querySelector('button.play') ? 'play' : '-')).join(' ')`
+	browsertest.WaitFor(t, sup, "the recent calls", `document.querySelectorAll('#recent tr').length === 3`)
+	if got := browsertest.Eval[string](t, sup, rows); got != "plain:false:- gone:true:play yesterday:true:play" {
+		t.Errorf("recent calls after the reload %q", got)
+	}
+	if !browsertest.Eval[bool](t, sup, `document.getElementById('no-recent').hidden && document.getElementById('recent-error').hidden`) {
+		t.Errorf("the empty or error note shows beside the list")
+	}
+	yrow := `document.querySelector('#recent tr[data-id="yesterday"]')`
+	if got := browsertest.Eval[string](t, sup, yrow+`.querySelector('td.operator').textContent`); got != "Name of anna" {
+		t.Errorf("yesterday's operator %q", got)
+	}
+
+	// ▶ loads yesterday's recording into the player.
+	browsertest.Step(t, sup, "play yesterday's call", chromedp.Click(chromedp.CSS(`#recent tr[data-id="yesterday"] button.play`)))
+	browsertest.WaitFor(t, sup, "the player", yrow+`.querySelector('audio') !== null`)
+	if got := browsertest.Eval[string](t, sup, yrow+`.querySelector('audio').getAttribute('src')`); got != "/api/calls/yesterday/recording" {
+		t.Errorf("audio src %q", got)
+	}
+	if !browsertest.Eval[bool](t, sup, yrow+`.querySelector('audio').controls`) {
+		t.Errorf("the player has no controls")
+	}
+	browsertest.WaitFor(t, sup, "the recording's length", yrow+`.querySelector('audio').readyState >= 1 || `+yrow+`.querySelector('audio').error !== null`)
+	if got := browsertest.Eval[string](t, sup, `(() => { const a = `+yrow+`.querySelector('audio'); return a.error ? 'error ' + a.error.code : a.duration.toFixed(1); })()`); got != "2.0" {
+		t.Errorf("the player's recording: %s, want 2.0 s", got)
+	}
+
+	// A recording no longer kept: the player says there is nothing to play.
+	grow := `document.querySelector('#recent tr[data-id="gone"]')`
+	browsertest.Step(t, sup, "play the lost recording", chromedp.Click(chromedp.CSS(`#recent tr[data-id="gone"] button.play`)))
+	browsertest.WaitFor(t, sup, "the lost recording's note", grow+`.querySelector('.recording-error') !== null`)
+	if got := browsertest.Eval[string](t, sup, grow+`.querySelector('.recording-error').textContent`); got != "No recording to play (not kept, or past its retention)" {
+		t.Errorf("lost recording note %q", got)
+	}
+
+	// A call ending now joins the list from its frame, newest first; the player stays.
+	browsertest.Step(t, sup, "mark the player", chromedp.Evaluate[chromedp.Void](yrow+`.querySelector('audio').dataset.mark = 'kept'`))
+	live := over("live", time.Minute, true)
+	ended := now
+	live.Ended = &ended
+	if err := mp.store.SaveCall(bg, live); err != nil {
+		t.Fatal(err)
+	}
+	mp.hub.Publish(desk.Event{Type: desk.EventCallEnded, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: live}})
+	browsertest.WaitFor(t, sup, "the call that just ended", `document.querySelectorAll('#recent tr').length === 4`)
+	if got := browsertest.Eval[string](t, sup, `[...document.querySelectorAll('#recent tr')].map(r => r.dataset.id).join(' ')`); got != "live plain gone yesterday" {
+		t.Errorf("recent calls with the live one %q", got)
+	}
+	if got := browsertest.Eval[string](t, sup, yrow+`.querySelector('audio').dataset.mark || ''`); got != "kept" {
+		t.Errorf("the player was replaced by a redraw")
+	}
+	browsertest.Screenshot(t, sup, "recent-1-after-reload")
+
+	// In Russian.
+	browsertest.Step(t, sup, "switch the board to Russian", chromedp.SetValue(chromedp.ID("lang"), "ru"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('lang').dispatchEvent(new Event('change'))`))
+	if got := browsertest.Eval[string](t, sup, `document.querySelector('#recent tr[data-id="live"] button.play').textContent`); got != "▶ Прослушать" {
+		t.Errorf("▶ in Russian %q", got)
+	}
+	browsertest.Step(t, sup, "back to English", chromedp.SetValue(chromedp.ID("lang"), "en"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('lang').dispatchEvent(new Event('change'))`))
+
+	// The contact's card: his past calls, yesterday's recorded. The supervisor's
+	// operator page offers ▶ on it; anna's does not.
+	k := &desk.Contact{Name: "Anna's client", Phones: []string{"+79160000041"}, Manager: "anna"}
+	if err := mp.store.CreateContact(bg, k); err != nil {
+		t.Fatal(err)
+	}
+	card := &desk.Card{Calls: []desk.CallSummary{
+		{CallID: "plain", At: now.Add(-3 * time.Hour), Operator: "anna", Outcome: desk.OutcomeInterest, Seconds: 175},
+		{CallID: "yesterday", At: now.Add(-20 * time.Hour), Operator: "anna", Outcome: desk.OutcomeDeal, Seconds: 175, Recorded: true},
+	}, Promises: []*desk.Promise{}, Notes: []desk.Note{}}
+	browsertest.Step(t, sup, "open the operator page", chromedp.Navigate(mp.srv.URL+"/")) // signed in already
+	cspWatch(t, op)
+	logIn(t, op, mp.srv.URL+"/", "anna")
+	for _, p := range []struct {
+		ctx   context.Context
+		login string
+	}{{sup, "sveta"}, {op, "anna"}} {
+		browsertest.WaitFor(t, p.ctx, p.login+"'s desk", `document.getElementById('desk').dataset.synced === 'true' && document.getElementById('conn-state').dataset.state === 'connected'`)
+	}
+	ring := &desk.Call{ID: "ring-1", SIPCallID: "sip-ring-1", From: "+79160000041", To: "sales", Line: "sales", Operator: "anna",
+		ContactID: k.ID, State: desk.CallRinging, Started: time.Now().UTC(), Attempts: []desk.Attempt{{Operator: "anna", Started: time.Now().UTC()}}}
+	if err := mp.store.SaveCall(bg, ring); err != nil {
+		t.Fatal(err)
+	}
+	mp.hub.Publish(desk.Event{Type: desk.EventCallRinging, Operators: []string{"anna"}, Payload: desk.Pop{Call: ring, Contact: k, Card: card}})
+	hist := `[...document.querySelectorAll('#history-calls tr')].map(r => r.dataset.id + ':' + r.dataset.recorded + ':' + (r.querySelector('button.play') ? 'play' : '-')).join(' ')`
+	browsertest.WaitFor(t, sup, "the card's ▶ for the supervisor", `document.querySelector('#history-calls tr[data-id="yesterday"] button.play') !== null`)
+	if got := browsertest.Eval[string](t, sup, hist); got != "plain:false:- yesterday:true:play" {
+		t.Errorf("the supervisor's card history %q", got)
+	}
+	browsertest.WaitFor(t, op, "anna's card history", `document.querySelectorAll('#history-calls tr').length === 2`)
+	time.Sleep(300 * time.Millisecond) // her role is read from the session: give ▶ the time it would take to appear
+	if got := browsertest.Eval[string](t, op, hist); got != "plain:false:- yesterday:true:-" {
+		t.Errorf("the operator's card history %q (no ▶ for her)", got)
+	}
+	browsertest.Step(t, sup, "play from the card", chromedp.Click(chromedp.CSS(`#history-calls tr[data-id="yesterday"] button.play`)))
+	crow := `document.querySelector('#history-calls tr[data-id="yesterday"]')`
+	browsertest.WaitFor(t, sup, "the card's player", crow+`.querySelector('audio') !== null`)
+	if got := browsertest.Eval[string](t, sup, crow+`.querySelector('audio').getAttribute('src')`); got != "/api/calls/yesterday/recording" {
+		t.Errorf("card audio src %q", got)
+	}
+	browsertest.WaitFor(t, sup, "the card recording's length", crow+`.querySelector('audio').readyState >= 1 || `+crow+`.querySelector('audio').error !== null`)
+	if got := browsertest.Eval[string](t, sup, `(() => { const a = `+crow+`.querySelector('audio'); return a.error ? 'error ' + a.error.code : a.duration.toFixed(1); })()`); got != "2.0" {
+		t.Errorf("the card player's recording: %s, want 2.0 s", got)
+	}
+	browsertest.Screenshot(t, sup, "recent-2-card")
+	noCSPViolations(t, sup)
+	noCSPViolations(t, op)
+}

@@ -94,6 +94,8 @@ var routeRules = map[string]routeRule{
 	"POST /api/calls/:id/callback":    {path: "/api/calls/c-boris/callback", body: `{}`, want: [4]int{401, 403, 409, 409}},
 	// No recordings are configured: staff get 404, operators may not play them at all.
 	"GET /api/calls/:id/recording": {path: "/api/calls/c-boris/recording", want: [4]int{401, 403, 404, 404}},
+	// The calls over in the last hours, where the board finds recordings to play: staff only.
+	"GET /api/calls/recent": {path: "/api/calls/recent?hours=48", want: [4]int{401, 403, 200, 200}},
 
 	"* /api/*": {path: "/api/no-such-thing", body: `{}`, want: [4]int{404, 404, 404, 404}},
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -26,9 +27,16 @@ type SupervisorDesk interface {
 	SetPresence(ctx context.Context, u *desk.User, operator string, away bool) error
 }
 
+// RecentCallsDesk is what the HTTP API needs to list the calls that are over
+// (*desk.Supervisor implements it).
+type RecentCallsDesk interface {
+	RecentCalls(ctx context.Context, u *desk.User, hours int) ([]*desk.Call, error)
+}
+
 // WithSupervisor serves the supervisor's actions: POST /api/operators/:login/whisper,
 // POST /api/whispers/:id/ack, GET /api/whispers, POST /api/reassign and
-// PUT /api/operators/:login/presence. Without it those routes answer 503.
+// PUT /api/operators/:login/presence; and, when d implements RecentCallsDesk,
+// GET /api/calls/recent. Without it those routes answer 503.
 func WithSupervisor(d SupervisorDesk) Option { return func(s *Server) { s.supervisor = d } }
 
 func (s *Server) supervisorRoutes(api *echo.Group) {
@@ -39,6 +47,40 @@ func (s *Server) supervisorRoutes(api *echo.Group) {
 	api.POST("/reassign", s.postReassign, staff, need)
 	api.POST("/whispers/:id/ack", s.ackWhisper, requireUser, need)
 	api.GET("/whispers", s.listWhispers, requireUser, need)
+	api.GET("/calls/recent", s.recentCalls, staff, s.needRecent)
+}
+
+func (s *Server) needRecent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := s.supervisor.(RecentCallsDesk); !ok {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the list of recent calls is not configured")
+		}
+		return next(c)
+	}
+}
+
+// recentCalls serves GET /api/calls/recent?hours=N (default 24, at most 168): the
+// calls started in the last N hours that are over (ended or missed), newest
+// first, at most 100, each as GET /api/calls/live gives a call ("recorded": true
+// on the answered calls of a recording line). The board's "Recent calls" loads it
+// so that a recording can be played after a reload.
+func (s *Server) recentCalls(c echo.Context) error {
+	hours := desk.DefaultRecentHours
+	if v := strings.TrimSpace(c.QueryParam("hours")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return badField("hours", fmt.Sprintf("%q is not a whole number of hours (1 to %d)", v, desk.MaxRecentHours))
+		}
+		hours = n
+	}
+	calls, err := s.supervisor.(RecentCallsDesk).RecentCalls(c.Request().Context(), userOf(c), hours)
+	if err != nil {
+		return s.salesError(c, err)
+	}
+	if calls == nil {
+		calls = []*desk.Call{}
+	}
+	return c.JSON(http.StatusOK, calls)
 }
 
 func (s *Server) needSupervisor(next echo.HandlerFunc) echo.HandlerFunc {
