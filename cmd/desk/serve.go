@@ -148,6 +148,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// must know the bridge's address; the bridge learns the proxy's once it listens.
 	var media *mediaSetup
 	if usesMedia(settings) {
+		if cfg.SIPFront != "" {
+			log.Warn("media-mode lines behind a SIP front are not supported: the bridge takes requests from this node's proxy only (docs/media.md)")
+		}
 		if media, err = startMedia(ctx, cfg, settings, sipHost, store, reg, log, supervisor, sales); err != nil {
 			return fmt.Errorf("media bridge: %w", err)
 		}

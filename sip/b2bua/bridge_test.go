@@ -3,12 +3,15 @@ package b2bua_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emiago/diago"
 
 	"github.com/calldesk/desk/sip"
 	"github.com/calldesk/desk/sip/b2bua"
@@ -111,6 +114,11 @@ func newRig(t *testing.T, opts ...b2bua.Option) *rig {
 			return f, f, err
 		}),
 	}
+	var log *slog.Logger
+	if os.Getenv("B2BUA_TEST_LOG") != "" { // to see both sides' logs when a test fails
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		base = append(base, b2bua.WithLogger(log))
+	}
 	br, err := b2bua.New(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +126,7 @@ func newRig(t *testing.T, opts ...b2bua.Option) *rig {
 	if err := br.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	px, err := sip.New(r.h, sip.WithDomain("desk.test"), sip.WithBridge(br.Addr()))
+	px, err := sip.New(r.h, sip.WithDomain("desk.test"), sip.WithBridge(br.Addr()), sip.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,8 +341,9 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 // the pinned operator, then the customer through a test trunk; both hear each other
 // and the promise is reported kept when the customer answers.
 func TestCallback(t *testing.T) {
-	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr, From: "sales"}))
+	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller,
+		b2buatest.WithDigest(diago.DigestAuth{Username: "desk", Password: "trunk-secret", Realm: "trunk.test"}))
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr, From: "sales", Username: "desk", Password: "trunk-secret"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-1"})
@@ -351,6 +360,9 @@ func TestCallback(t *testing.T) {
 	cust := customer.WaitAnswered(t)
 	if u := cust.Req.Recipient.User; u != "+79161234567" {
 		t.Fatalf("trunk asked for %q", u)
+	}
+	if customer.Challenged.Load() == 0 || cust.Req.GetHeader("Authorization") == nil {
+		t.Fatalf("the trunk's digest challenge was not answered (challenged %d times)", customer.Challenged.Load())
 	}
 	select {
 	case k := <-r.kept:

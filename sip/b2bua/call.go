@@ -47,6 +47,9 @@ type bridged struct {
 	sides []dialog
 	sups  map[string]*supLeg
 	ended bool
+	// supWG counts the supervisor legs' goroutines; Add only under mu while !ended,
+	// so the call's end waits for every one it let in.
+	supWG sync.WaitGroup
 }
 
 type supLeg struct {
@@ -64,9 +67,7 @@ func (e *Engine) newBridged(parent context.Context, kind string) *bridged {
 }
 
 // end makes every goroutine of the call hang up and return.
-func (c *bridged) end(reason string) {
-	c.cancel()
-}
+func (c *bridged) end() { c.cancel() }
 
 func newCallID() string {
 	var b [16]byte
@@ -278,7 +279,7 @@ func (c *bridged) run(rec *wavWriter, a, b side) {
 		c.e.m.account(l)
 	}
 	c.e.m.mixSeconds.Add(time.Duration(c.mix.cost.Load()).Seconds())
-	c.waitSupervisors()
+	c.supWG.Wait()
 }
 
 // hangup ends each dialog that is still up and closes it, which closes its media.
@@ -292,18 +293,6 @@ func (c *bridged) hangup(ds ...dialog) {
 			cancel()
 		}
 		d.Close()
-	}
-}
-
-func (c *bridged) waitSupervisors() {
-	for {
-		c.mu.Lock()
-		n := len(c.sups)
-		c.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -344,6 +333,7 @@ func (e *Engine) Monitor(ctx context.Context, callID, supervisor string, mode Mo
 	sctx, cancel := context.WithCancel(c.ctx)
 	s := &supLeg{name: supervisor, mode: mode, requested: time.Now(), ctx: sctx, cancel: cancel}
 	c.sups[supervisor] = s
+	c.supWG.Add(1)
 	c.mu.Unlock()
 	e.monitorEvent(MonitorEvent{CallID: c.id, Supervisor: supervisor, Mode: mode, State: "ringing"})
 	e.wg.Add(1)
@@ -370,6 +360,7 @@ func (e *Engine) StopMonitor(ctx context.Context, callID, supervisor string) err
 func (c *bridged) runMonitor(s *supLeg) {
 	e := c.e
 	defer e.wg.Done()
+	defer c.supWG.Done()
 	defer s.cancel()
 	mode := func() Mode {
 		c.mu.Lock()

@@ -334,7 +334,7 @@ func (e *Engine) Close() error {
 	}
 	e.mu.Lock()
 	for _, c := range e.calls {
-		c.end("bridge closing")
+		c.end()
 	}
 	e.mu.Unlock()
 	done := make(chan struct{})

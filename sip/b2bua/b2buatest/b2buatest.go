@@ -64,6 +64,8 @@ type Audio struct {
 	done chan struct{}
 }
 
+// PlayAndListen sends a sine of freq into the leg every 20 ms until ctx ends, and
+// decodes what the leg receives into the returned Audio.
 func PlayAndListen(ctx context.Context, med *diago.DialogMedia, freq float64) *Audio {
 	a := &Audio{done: make(chan struct{})}
 	codec := media.CodecAudioFromSession(med.MediaSession())
@@ -141,9 +143,16 @@ type Peer struct {
 	Reject   atomic.Int32 // when set, incoming calls get this status
 	// RingFor is how long the phone rings before it answers (as a person would).
 	RingFor time.Duration
-	tone    float64
+	// digestAuth, when set (WithDigest), makes the peer challenge every INVITE (a
+	// trunk with credentials); Challenged counts the INVITEs it refused with 401.
+	digestAuth *diago.DigestAuth
+	Challenged atomic.Int32
+	digest     *diago.DigestAuthServer
+	tone       float64
 }
 
+// Answered is a call the peer answered; Med and Audio are nil when it was hung up
+// before the answer was confirmed.
 type Answered struct {
 	D     *diago.DialogServerSession
 	Med   *diago.DialogMedia
@@ -151,6 +160,7 @@ type Answered struct {
 	Req   *sipmsg.Request
 }
 
+// FreePort is a UDP port on loopback that was free a moment ago.
 func FreePort(t *testing.T) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -161,17 +171,34 @@ func FreePort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func NewPeer(t *testing.T, name string, tone float64) *Peer {
+// PeerOption configures a Peer before it serves.
+type PeerOption func(*Peer)
+
+// WithDigest makes the peer challenge INVITEs and accept only these credentials.
+func WithDigest(a diago.DigestAuth) PeerOption { return func(p *Peer) { p.digestAuth = &a } }
+
+// NewPeer starts a phone named name (its From and Contact user) on a loopback port.
+// It rings, answers every call (unless Reject is set) and plays tone into it.
+func NewPeer(t *testing.T, name string, tone float64, opts ...PeerOption) *Peer {
 	t.Helper()
 	port := FreePort(t)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Peer{Addr: "127.0.0.1:" + strconv.Itoa(port), Answered: make(chan *Answered, 8), tone: tone}
+	p := &Peer{Addr: "127.0.0.1:" + strconv.Itoa(port), Answered: make(chan *Answered, 8), tone: tone, digest: diago.NewDigestServer()}
+	for _, o := range opts {
+		o(p)
+	}
 	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: port}))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
+		if p.digestAuth != nil {
+			if err := p.digest.AuthorizeDialog(d, *p.digestAuth); err != nil {
+				p.Challenged.Add(1)
+				return
+			}
+		}
 		if code := int(p.Reject.Load()); code != 0 {
 			_ = d.Respond(code, "Busy Here", nil)
 			return
@@ -186,6 +213,12 @@ func NewPeer(t *testing.T, name string, tone float64) *Peer {
 		}
 		med, err := d.Answer(diago.AnswerOptions{})
 		if err != nil {
+			if res := d.InviteResponse; res != nil && res.IsSuccess() {
+				// Answered, then hung up before the answer was confirmed (a callback
+				// whose customer was busy): the call still counts as answered, with
+				// no audio to listen to.
+				p.Answered <- &Answered{D: d, Req: d.InviteRequest}
+			}
 			return
 		}
 		a := PlayAndListen(d.Context(), med, p.tone)
@@ -197,6 +230,7 @@ func NewPeer(t *testing.T, name string, tone float64) *Peer {
 	t.Cleanup(func() {
 		cancel()
 		ua.Close()
+		p.digest.Close()
 	})
 	return p
 }
@@ -214,6 +248,7 @@ func (p *Peer) Call(ctx context.Context, uri string) (*diago.DialogClientSession
 	return d, PlayAndListen(d.Context(), med, p.tone), nil
 }
 
+// WaitAnswered returns the next call the peer answered, failing after 10 s.
 func (p *Peer) WaitAnswered(t *testing.T) *Answered {
 	t.Helper()
 	select {
