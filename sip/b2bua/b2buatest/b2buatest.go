@@ -35,7 +35,7 @@ const (
 	ToneSupervisor = 2000.0
 )
 
-// goertzel gives the share of the window's energy at freq (about 1 for a pure tone,
+// Goertzel gives the share of the window's energy at freq (about 1 for a pure tone,
 // 0.5 each for two equal tones, 0 for silence or other frequencies).
 func Goertzel(x []int16, freq float64) float64 {
 	if len(x) == 0 {
@@ -56,7 +56,7 @@ func Goertzel(x []int16, freq float64) float64 {
 	return 2 * power / (float64(len(x)) * energy)
 }
 
-// audio plays a tone into a leg and keeps what the leg receives, decoded.
+// Audio is what a leg received, decoded, with the arrival time of each 20 ms chunk.
 type Audio struct {
 	mu   sync.Mutex
 	got  []int16
@@ -117,7 +117,7 @@ func PlayAndListen(ctx context.Context, med *diago.DialogMedia, freq float64) *A
 	return a
 }
 
-// window returns the samples that arrived after since.
+// Window returns the samples that arrived after since.
 func (a *Audio) Window(since time.Time) []int16 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -133,7 +133,7 @@ func (a *Audio) Window(since time.Time) []int16 {
 	return nil
 }
 
-// peer is a diago user agent on loopback: a caller, an operator's or supervisor's
+// Peer is a diago user agent on loopback: a caller, an operator's or supervisor's
 // phone, or the trunk's far end.
 type Peer struct {
 	dg   *diago.Diago
