@@ -434,13 +434,11 @@ func sharedSecret(ctx context.Context, rdb redis.UniversalClient, key string) ([
 			return fresh, nil
 		}
 		if err == nil {
+			// Taken by another node: use its secret (a malformed one is retried, then
+			// left for this node's own below).
 			v, gerr := rdb.Get(ctx, key).Result()
 			if b, derr := hex.DecodeString(v); gerr == nil && derr == nil && len(b) == 32 {
 				return b, nil
-			}
-			err = fmt.Errorf("malformed %s", key)
-			if gerr != nil {
-				err = gerr
 			}
 		}
 		if attempt >= 2 {

@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -427,7 +428,7 @@ func TestCallbackWithoutTrunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := br.Callback(context.Background(), b2bua.Callback{Operator: "op1", Number: "+7916"}); err == nil {
-		t.Fatal("callback without a trunk accepted")
+	if _, err := br.Callback(context.Background(), b2bua.Callback{Operator: "op1", Number: "+7916"}); !errors.Is(err, b2bua.ErrNoTrunk) {
+		t.Fatalf("callback without a trunk: %v, want ErrNoTrunk", err)
 	}
 }

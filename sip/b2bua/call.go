@@ -35,7 +35,6 @@ type dialog interface {
 type bridged struct {
 	e      *Engine
 	id     string // the operator leg's Call-ID
-	kind   string // "inbound" or "callback"
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -44,7 +43,6 @@ type bridged struct {
 
 	mu    sync.Mutex
 	mix   *mixer
-	sides []dialog
 	sups  map[string]*supLeg
 	ended bool
 	// supWG counts the supervisor legs' goroutines; Add only under mu while !ended,
@@ -61,9 +59,9 @@ type supLeg struct {
 	cancel    context.CancelFunc
 }
 
-func (e *Engine) newBridged(parent context.Context, kind string) *bridged {
+func (e *Engine) newBridged(parent context.Context) *bridged {
 	ctx, cancel := context.WithCancel(parent)
-	return &bridged{e: e, id: newCallID(), kind: kind, ctx: ctx, cancel: cancel, sups: map[string]*supLeg{}, up: make(chan struct{})}
+	return &bridged{e: e, id: newCallID(), ctx: ctx, cancel: cancel, sups: map[string]*supLeg{}, up: make(chan struct{})}
 }
 
 // end makes every goroutine of the call hang up and return.
@@ -140,7 +138,7 @@ func (e *Engine) serveInbound(d *diago.DialogServerSession) {
 		_ = d.Respond(503, "Service Unavailable", nil)
 		return
 	}
-	c := e.newBridged(d.Context(), "inbound")
+	c := e.newBridged(d.Context())
 	defer c.cancel()
 	if !e.add(c) {
 		e.m.calls.WithLabelValues("inbound", "refused").Inc()
@@ -258,7 +256,6 @@ func (c *bridged) run(rec *wavWriter, a, b side) {
 	}
 	c.mu.Lock()
 	c.mix = newMixer(c.e.m, rec, legs...)
-	c.sides = []dialog{a.d, b.d}
 	c.mu.Unlock()
 	close(c.up)
 
@@ -454,7 +451,7 @@ func (e *Engine) Callback(ctx context.Context, cb Callback) (string, error) {
 	if e.closed.Load() || e.proxyAddr() == "" {
 		return "", fmt.Errorf("callback to %s: %w", cb.Number, ErrNotReady)
 	}
-	c := e.newBridged(context.Background(), "callback")
+	c := e.newBridged(context.Background())
 	if !e.add(c) {
 		return "", fmt.Errorf("callback to %s: %w", cb.Number, errors.New("bridge at capacity"))
 	}

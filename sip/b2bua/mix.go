@@ -49,12 +49,11 @@ type leg struct {
 
 	mode atomic.Value // Mode, supervisors only
 
-	mu      sync.Mutex
-	buf     []int16
-	primed  bool
-	started bool
-	dtmf    [][]byte // RFC 4733 payloads to relay, written by the mixer
-	marker  []bool
+	mu     sync.Mutex
+	buf    []int16
+	primed bool
+	dtmf   [][]byte // RFC 4733 payloads to relay, written by the mixer
+	marker []bool
 
 	sent     bool // the first packet carries the marker bit
 	seq      uint16
@@ -145,7 +144,7 @@ func (l *leg) push(pcm []int16) {
 		l.buf = append(l.buf[:0], l.buf[over:]...)
 	}
 	if len(l.buf) >= primeFrames*frameSamples {
-		l.primed, l.started = true, true
+		l.primed = true
 	}
 }
 
@@ -388,16 +387,4 @@ func (mx *mixer) relayDTMF(dst *leg, legs []*leg) {
 			_, _ = dst.w.WriteSamples(p, 0, markers[i], uint8(dst.dtmfPT))
 		}
 	}
-}
-
-// stats sums the legs' counters.
-func (mx *mixer) stats() (received, lost, late uint64) {
-	mx.mu.Lock()
-	defer mx.mu.Unlock()
-	for _, l := range mx.legs {
-		received += l.received.Load()
-		lost += l.lost.Load()
-		late += l.late.Load()
-	}
-	return
 }
