@@ -456,7 +456,9 @@ func TestAnsweredEndedTimeline(t *testing.T) {
 		t.Fatalf("duplicate Route = %+v", dup)
 	}
 	e.sb.Ringing("talk-1", "alice")
-	answered := time.Now().UTC().Truncate(time.Millisecond)
+	// Rounded up, not down: the store keeps milliseconds, and a time rounded
+	// down can fall before Started when the answer comes in the same millisecond.
+	answered := time.Now().UTC().Add(time.Millisecond).Truncate(time.Millisecond)
 	ended := answered.Add(90 * time.Second)
 	e.sb.Answered("talk-1", "alice", answered)
 	e.sb.Answered("talk-1", "alice", answered) // retransmitted 200 OK
