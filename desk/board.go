@@ -220,7 +220,7 @@ func operatorDays(calls []*Call, promises []*Promise, midnight, now time.Time) m
 	days := map[string]OperatorDay{}
 	talk := map[string][2]int64{} // login -> total seconds, ended answered calls
 	for _, c := range calls {
-		if c.Answered != nil && c.Operator != "" {
+		if c.Talked() && c.Operator != "" {
 			d := days[c.Operator]
 			d.Answered++
 			days[c.Operator] = d

@@ -139,7 +139,8 @@ type Call struct {
 	Answered     *time.Time `json:"answered,omitempty"`
 	Ended        *time.Time `json:"ended,omitempty"`
 	// Reason says why a call ended or was missed: "caller hung up", "operator hung up",
-	// "cancelled", "no operator", "timeout".
+	// "cancelled", "no operator", "timeout"; for a callback whose customer did not
+	// answer, "customer busy", "customer declined" or "customer did not answer".
 	Reason   string    `json:"reason,omitempty"`
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// Media is set when the media bridge carries the call (a media-mode line, or
@@ -151,6 +152,11 @@ type Call struct {
 	Direction string `json:"direction,omitempty"`
 	// PromiseID is the promise a callback keeps when the customer answers.
 	PromiseID string `json:"promise_id,omitempty"`
+	// Unreached is the SIP status with which the customer of a callback refused or
+	// never answered (486 busy, 480 or 408 no answer, ...): the operator's leg was
+	// up, the customer's never. Such a call ends without a wrap-up and its promise
+	// stays open. 0 for every other call.
+	Unreached int `json:"unreached,omitempty"`
 	// Monitors are the supervisors' legs in the call now (media mode only),
 	// shown on the board; they are cleared when the call ends (the audit log
 	// keeps every use).
@@ -171,6 +177,11 @@ type Attempt struct {
 
 // Live reports whether the call is still ringing or in talk.
 func (c *Call) Live() bool { return c.State == CallRinging || c.State == CallAnswered }
+
+// Talked reports whether the customer was on the line: the call was answered, and
+// it is not a callback whose customer never answered (the operator's leg alone
+// was up then).
+func (c *Call) Talked() bool { return c.Answered != nil && c.Unreached == 0 }
 
 // Binding is one registered contact of an operator's softphone.
 type Binding struct {

@@ -53,8 +53,8 @@ func (s *Supervisor) RecentCalls(ctx context.Context, u *User, hours int) ([]*Ca
 			if c == nil || c.Live() {
 				continue
 			}
-			if c.Answered == nil {
-				c.Recorded = false
+			if !c.Talked() {
+				c.Recorded = false // nothing was recorded: the customer never answered
 			}
 			out = append(out, c)
 			if len(out) == MaxRecentCalls {

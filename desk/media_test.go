@@ -3,6 +3,7 @@ package desk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -353,5 +354,106 @@ func TestMonitorWithoutBridge(t *testing.T) {
 	e.pub.wait(t, desk.EventCallAnswered, 1)
 	if err := e.sup.Monitor(context.Background(), sveta, e.callID, desk.MonitorListen); !errors.Is(err, desk.ErrNoMedia) {
 		t.Errorf("Monitor without a bridge: %v; want ErrNoMedia", err)
+	}
+}
+
+// TestCallbackUnreached: the bridge reports that a callback's customer did not
+// answer, then the operator leg ends. The call closes as unreached: the reason is
+// said, the operator owes no wrap-up, the contact's history and the audit log note
+// the attempt, and the promise stays open. An answered callback still owes its
+// wrap-up.
+func TestCallbackUnreached(t *testing.T) {
+	const known = "+79160000101"
+	tests := []struct {
+		name   string
+		status int // what the bridge reports; 0: the customer answered
+		by     string
+		reason string
+	}{
+		{name: "busy", status: 486, by: "caller", reason: "customer busy"},
+		{name: "no answer", status: 480, by: "caller", reason: "customer did not answer"},
+		{name: "declined", status: 603, by: "caller", reason: "customer declined"},
+		{name: "trunk failure", status: 503, by: "caller", reason: "customer not reached (status 503)"},
+		{name: "operator hangs up on the busy tone", status: 486, by: "operator", reason: "customer busy"},
+		{name: "answered", status: 0, by: "caller", reason: "caller hung up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			var sales *desk.Sales
+			e := newEnv(t, desk.WithLines(mediaLines, "general"), desk.WithCallHooks(
+				func(ctx context.Context, c *desk.Call) { sales.CallEnded(ctx, c) },
+				func(ctx context.Context, c *desk.Call) { sales.CallMissed(ctx, c) }))
+			sales = desk.NewSales(e.store, e.pub, desk.WithSalesLines(mediaLines, "general"), desk.WithSalesLogger(quietLog()))
+			e.addOps(opSpec{login: "second", registered: true, page: true})
+			anna := e.addContact("Anna", "", known)
+			now := time.Now()
+			if err := e.store.SavePromise(ctx, &desk.Promise{ID: "p-cb", ContactID: anna.ID, Phone: known, Owner: "second",
+				Kind: "promise", What: "send the price list", Due: now.Add(time.Hour), Created: now, State: desk.PromiseOpen}); err != nil {
+				t.Fatal(err)
+			}
+			in := desk.Incoming{SIPCallID: "sip-cb", Caller: known, Dialled: "support", Bridged: true, Callback: true,
+				Operator: "second", PromiseID: "p-cb", Received: now}
+			if r := e.sb.Route(ctx, in); r.Operator != "second" {
+				t.Fatalf("Route = %+v", r)
+			}
+			e.sb.Answered("sip-cb", "second", time.Now())
+			if tt.status != 0 {
+				e.sb.CallbackUnreached("sip-cb", tt.status)
+			}
+			e.sb.Ended("sip-cb", tt.by, time.Now())
+			ended := e.pub.wait(t, desk.EventCallEnded, 1)[0].Payload.(desk.CallUpdate).Call
+			if ended.Unreached != tt.status || ended.Reason != tt.reason {
+				t.Errorf("call.ended carries unreached %d, reason %q; want %d, %q", ended.Unreached, ended.Reason, tt.status, tt.reason)
+			}
+			e.sb.Close()
+
+			call, err := e.store.CallBySIPID(ctx, "sip-cb")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if call.Unreached != tt.status || call.Reason != tt.reason || call.Talked() != (tt.status == 0) {
+				t.Errorf("stored call: unreached %d, reason %q, talked %v", call.Unreached, call.Reason, call.Talked())
+			}
+			wantStatus := desk.StatusAvailable
+			if tt.status == 0 {
+				wantStatus = desk.StatusWrapup
+			}
+			if o := e.operator("second"); o.Status != wantStatus {
+				t.Errorf("operator after the call: %s; want %s", o.Status, wantStatus)
+			}
+			hist, err := e.store.History(ctx, anna.ID, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, err := e.store.AuditLog(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var audited []string
+			for _, a := range log {
+				if a.Action == "callback.unreached" {
+					audited = append(audited, a.Target+": "+a.Detail)
+				}
+			}
+			if tt.status != 0 {
+				if len(hist) != 1 || hist[0].Outcome != desk.OutcomeUnreached || hist[0].CallID != call.ID || hist[0].Recorded {
+					t.Errorf("history = %+v; want one unreached call", hist)
+				}
+				if want := fmt.Sprintf("promise p-cb: call %s: %s (%d)", call.ID, tt.reason, tt.status); !slices.Equal(audited, []string{want}) {
+					t.Errorf("audited %q; want %q", audited, want)
+				}
+			} else if len(hist) != 0 || len(audited) != 0 {
+				// The wrap-up writes the history of a call that was talked.
+				t.Errorf("answered callback: history %+v, audited %q; want neither before the wrap-up", hist, audited)
+			}
+			p, err := e.store.Promise(ctx, "p-cb")
+			if err != nil || p.State != desk.PromiseOpen {
+				t.Errorf("promise = %+v, %v; want still open", p, err)
+			}
+			if _, err := e.store.Promise(ctx, "cb-"+call.ID); !errors.Is(err, desk.ErrNotFound) {
+				t.Errorf("a callback promise was made for the callback: %v", err)
+			}
+		})
 	}
 }

@@ -158,12 +158,16 @@ type Note struct {
 	At        time.Time `json:"at"`
 }
 
+// OutcomeUnreached is the history outcome of a callback whose customer did not
+// answer (Call.Unreached).
+const OutcomeUnreached = "unreached"
+
 // CallSummary is one past call on a contact's card.
 type CallSummary struct {
 	CallID   string    `json:"call_id"`
 	At       time.Time `json:"at"`
 	Operator string    `json:"operator"`
-	Outcome  string    `json:"outcome"` // the wrap-up outcome, or "missed"
+	Outcome  string    `json:"outcome"` // the wrap-up outcome, "missed", or OutcomeUnreached
 	Seconds  int64     `json:"seconds"` // talk time
 	// Recorded is set when the call was answered on a recording line: the card
 	// offers its recording (GET /api/calls/{call_id}/recording) to the roles

@@ -245,7 +245,7 @@ type callCounts struct {
 
 func (k *callCounts) add(c *Call) {
 	k.calls++
-	if c.Answered != nil {
+	if c.Talked() {
 		k.answered++
 		if d := c.Answered.Sub(c.Started); d > 0 {
 			k.answerSum += d
@@ -711,19 +711,19 @@ func (r *Reports) firstCalls(ctx context.Context, calls []*Call) (map[string]boo
 	}
 	for id, hs := range hist {
 		for _, h := range hs {
-			if h.Outcome != "missed" {
+			if h.Outcome != "missed" && h.Outcome != OutcomeUnreached {
 				note("contact:"+id, h.At)
 			}
 		}
 	}
 	for _, c := range calls {
-		if c.Answered != nil {
+		if c.Talked() {
 			note(keys[c.ID], c.Started)
 		}
 	}
 	out := map[string]bool{}
 	for _, c := range calls {
-		if c.Answered == nil {
+		if !c.Talked() {
 			continue
 		}
 		if e := earliest[keys[c.ID]]; !e.Before(c.Started) {

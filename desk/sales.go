@@ -1054,8 +1054,12 @@ func (s *Sales) CallEnded(ctx context.Context, c *Call) {
 // CallbackDue, owned by the contact's personal manager or else by the pool (""),
 // and adds the call to a known contact's history. A caller who rings again while
 // his callback is open gets no second one; an anonymous caller none at all.
+//
+// A callback whose customer did not answer (Call.Unreached) comes here too: it
+// goes into the contact's history as "unreached" and into the audit log, and the
+// promise it dialled for stays open.
 func (s *Sales) CallMissed(ctx context.Context, c *Call) {
-	if c == nil || c.Direction == DirectionCallback {
+	if c == nil || c.Direction == DirectionCallback && c.Unreached == 0 {
 		// A callback the operator could not take was never the customer's call:
 		// it leaves no missed call in his history and no new callback promise.
 		return
@@ -1067,11 +1071,26 @@ func (s *Sales) CallMissed(ctx context.Context, c *Call) {
 	} else if isE164(c.From) {
 		contact, _ = s.store.ContactByPhone(ctx, c.From)
 	}
+	outcome := "missed"
+	if c.Unreached != 0 {
+		outcome = OutcomeUnreached
+	}
 	if contact != nil {
-		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: c.ID, At: c.Started, Operator: c.Operator, Outcome: "missed",
-			Recorded: c.Recorded && c.Answered != nil}); err != nil {
+		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: c.ID, At: c.Started, Operator: c.Operator, Outcome: outcome,
+			Recorded: c.Recorded && c.Talked()}); err != nil {
 			s.log.Warn("sales: history of a missed call not stored", "call", c.ID, "err", err)
 		}
+	}
+	if c.Unreached != 0 {
+		target := "call " + c.ID
+		if c.PromiseID != "" {
+			target = "promise " + c.PromiseID
+		}
+		if err := s.store.Audit(ctx, AuditEntry{At: now, Who: c.Operator, Action: "callback.unreached", Target: target,
+			Detail: fmt.Sprintf("call %s: %s (%d)", c.ID, c.Reason, c.Unreached)}); err != nil {
+			s.log.Error("sales: audit of an unreached callback failed", "call", c.ID, "err", err)
+		}
+		return
 	}
 	if !isE164(c.From) {
 		return

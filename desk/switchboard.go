@@ -97,6 +97,9 @@ type lineEntry struct {
 type liveCall struct {
 	call    *Call
 	contact *Contact
+	// unreached is the bridge's report that a callback's customer did not answer
+	// (CallbackUnreached); the operator leg's end then closes the call as unreached.
+	unreached int
 }
 
 // Incoming is an inbound call as the SIP side sees it.
@@ -1318,6 +1321,35 @@ func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
 	}
 }
 
+// CallbackUnreached is the media bridge's report that the customer of the callback
+// whose operator leg is sipCallID did not answer (status: the trunk's final
+// response). It comes before the bridge hangs the operator's leg up, and the
+// events of one call run in order, so the end that follows closes the call as
+// unreached: no wrap-up, the promise left open.
+func (s *Switchboard) CallbackUnreached(sipCallID string, status int) {
+	if status == 0 {
+		status = 480
+	}
+	s.event(sipCallID, func(_ context.Context, lc *liveCall) {
+		s.mu.Lock()
+		lc.unreached = status
+		s.mu.Unlock()
+	})
+}
+
+// unreachedReason is Call.Reason for a callback whose customer did not answer.
+func unreachedReason(status int) string {
+	switch status {
+	case 486, 600:
+		return "customer busy"
+	case 603:
+		return "customer declined"
+	case 408, 480, 487:
+		return "customer did not answer"
+	}
+	return "customer not reached (status " + strconv.Itoa(status) + ")"
+}
+
 // Ended records that an established call ended at at; by is "caller" or "operator".
 func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 	s.event(sipCallID, func(ctx context.Context, lc *liveCall) {
@@ -1339,16 +1371,26 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 		if by == "" {
 			c.Reason = "hung up"
 		}
+		if lc.unreached != 0 {
+			c.Unreached, c.Reason = lc.unreached, unreachedReason(lc.unreached)
+		}
 		snap := cloneCall(c)
 		s.mu.Unlock()
 		if snap.Operator != "" {
-			if s.onEnded == nil || !s.holdForWrapup(ctx, snap) {
+			// Nobody talked to the customer, so there is nothing to wrap up.
+			if s.onEnded == nil || snap.Unreached != 0 || !s.holdForWrapup(ctx, snap) {
 				s.release(&routeCtx{ctx: ctx}, snap.Operator, snap.ID)
 			}
 		}
 		s.pub.Publish(Event{Type: EventCallEnded, Operators: []string{snap.Operator}, Payload: CallUpdate{Call: snap}})
 		s.save(ctx, snap)
 		switch {
+		case snap.Unreached != 0:
+			// The contact's history and the audit log note the attempt; the promise
+			// stays open.
+			if s.onMissed != nil {
+				s.runHook(ctx, s.onMissed, snap)
+			}
 		case s.onEnded == nil:
 		case s.noWrapupHold():
 			// He was released above: an outage keeps nobody off calls, so there is

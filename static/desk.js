@@ -124,8 +124,10 @@ function onFrame(f) {
       if (f.type === "call.ended" || (f.type === "call.missed" && f.call.state !== "ringing")) state.monitors.delete(f.call.id);
       else setMonitors(f.call);
       renderMonitors();
-      if (f.type === "call.ended" && f.call.answered && f.call.operator === state.me.login) state.wrapups.set(f.call.id, f.call);
-      if (f.type === "call.missed" || (f.type === "call.ended" && !f.call.answered)) store.del(POP_PREFIX + f.call.id);
+      // A callback whose customer never answered owes no wrap-up: nobody talked.
+      const talked = f.call.answered && !f.call.unreached;
+      if (f.type === "call.ended" && talked && f.call.operator === state.me.login) state.wrapups.set(f.call.id, f.call);
+      if (f.type === "call.missed" || (f.type === "call.ended" && !talked)) store.del(POP_PREFIX + f.call.id);
       if (!state.call || state.call.id === f.call.id || f.type === "call.answered") {
         if (!state.call || state.call.id !== f.call.id) state.pop = null;
         setCall(f.call);
@@ -205,6 +207,12 @@ async function checkClosed(callId) {
 
 function setCall(call) {
   state.call = call;
+  if (call.unreached) {
+    // A callback whose customer never answered: no script to follow and no
+    // wrap-up to write. Whatever was typed while it rang is saved by unload.
+    form.unload();
+    return;
+  }
   let pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
   if (!pop) {
     const saved = store.get(POP_PREFIX + call.id);
@@ -351,7 +359,7 @@ function renderCard() {
   const owed = state.wrapups.has(call.id);
   card.dataset.wrapup = owed ? "pending" : "";
   show($("wrapup-note"), owed);
-  $("card-state").textContent = t(st);
+  $("card-state").textContent = call.unreached ? t(unreachedKey(call.unreached)) : t(st);
 
   const pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
   const contact = pop ? pop.contact : null;
@@ -377,6 +385,13 @@ function renderCard() {
   renderTimer(call, st);
 }
 
+// unreachedKey names why a callback's customer was not reached, by the trunk's status.
+function unreachedKey(status) {
+  if (status === 486 || status === 600) return "cb_busy";
+  if (status === 603) return "cb_declined";
+  return "cb_no_answer";
+}
+
 function setFact(name, value) {
   const has = typeof value === "string" && value !== "";
   show($(`${name}-label`), has);
@@ -395,7 +410,7 @@ function renderTimer(call, st) {
     const tick = () => { out.textContent = mmss(Date.now() - base); };
     tick();
     state.timer = setInterval(tick, 1000);
-  } else if ((st === "ended" || st === "missed") && call.answered && call.ended) {
+  } else if ((st === "ended" || st === "missed") && call.answered && call.ended && !call.unreached) {
     out.textContent = mmss(Date.parse(call.ended) - Date.parse(call.answered));
   } else {
     out.textContent = "";

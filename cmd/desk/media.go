@@ -121,7 +121,7 @@ func usesMedia(settings *yamlfile.Config) bool {
 // free port), with recordings in media.recordings.dir (a temporary directory in
 // demo mode, where nothing survives a restart either).
 func startMedia(ctx context.Context, cfg *config, settings *yamlfile.Config, sipHost string, store desk.Store,
-	reg prometheus.Registerer, log *slog.Logger, sup *desk.Supervisor, sales *desk.Sales) (*mediaSetup, error) {
+	reg prometheus.Registerer, log *slog.Logger, sup *desk.Supervisor, sales *desk.Sales, sb *desk.Switchboard) (*mediaSetup, error) {
 	addr := cfg.MediaAddr
 	if addr == "" {
 		host := "127.0.0.1"
@@ -155,6 +155,9 @@ func startMedia(ctx context.Context, cfg *config, settings *yamlfile.Config, sip
 				}
 			}()
 		}),
+		// Not in a goroutine: the report must be queued before the operator leg's
+		// BYE reaches the switchboard (it only queues, so it does not block).
+		b2bua.OnCallbackUnanswered(sb.CallbackUnreached),
 	}
 	if lo, hi, ok := strings.Cut(cfg.RTPPorts, "-"); ok {
 		a, err1 := strconv.Atoi(strings.TrimSpace(lo))

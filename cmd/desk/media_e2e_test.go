@@ -14,6 +14,7 @@ import (
 
 	"github.com/calldesk/desk/desk"
 	"github.com/calldesk/desk/desk/browsertest"
+	"github.com/calldesk/desk/sip/b2bua"
 	"github.com/calldesk/desk/sip/b2bua/b2buatest"
 )
 
@@ -47,9 +48,12 @@ func (p *wsPage) waitFrame(t *testing.T, typ string, d time.Duration, match func
 //     monitor. The audit log keeps every change.
 //   - The caller hangs up: every leg ends, and the supervisor plays the stereo
 //     recording (caller left, operator right); the operator may not.
-//   - A missed call leaves a callback promise; "call back" rings the operator's phone
-//     with the customer's card, dials the customer through the trunk and keeps the
-//     promise when he answers.
+//   - A missed call leaves a callback promise. "Call back" while the customer is
+//     busy: the operator hears the busy tone, the call ends as unreached with no
+//     wrap-up owed, and the promise stays open. "Call back" again rings the
+//     operator's phone with the customer's card, dials the customer through the
+//     trunk (the operator hears ringback meanwhile) and keeps the promise when he
+//     answers.
 func TestMediaModeEndToEnd(t *testing.T) {
 	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
 	dir := t.TempDir()
@@ -223,11 +227,34 @@ media:
 		t.Fatal("no callback promise after the missed call")
 	}
 
-	// Call back: Ivan's phone rings with the card, then the customer through the trunk.
+	// Call back while the customer is busy: Ivan hears the busy tone, his page is told
+	// why the call ended, he owes no wrap-up, and the promise stays open.
 	var started struct {
 		SIPCallID string `json:"sip_call_id"`
 	}
+	customer.Reject.Store(486)
 	op.mustDo("POST", "/api/promises/"+promise.ID+"/callback", nil, &started)
+	busyLeg := ivanPhone.WaitAnswered(t)
+	if busyLeg.Audio == nil {
+		t.Fatal("Ivan's answer of the first callback was not confirmed")
+	}
+	b2buatest.ExpectHears(t, "operator (busy customer)", busyLeg.Audio, map[float64]bool{b2bua.ToneHz: true})
+	unreached := opPage.waitFrame(t, "call.ended", 10*time.Second, func(raw json.RawMessage) bool {
+		return str(jsonGet(raw, "call", "sip_call_id")) == started.SIPCallID
+	})
+	if str(jsonGet(unreached.Raw, "call", "unreached")) != "486" || str(jsonGet(unreached.Raw, "call", "reason")) != "customer busy" {
+		t.Fatalf("the busy callback ended with %s", unreached.Raw)
+	}
+	customer.Reject.Store(0)
+
+	// Call back again, once the double-click guard lets him: that he may at all shows
+	// he owes no wrap-up for the busy one. His phone rings with the card, then the
+	// customer's through the trunk.
+	if err := b2buatest.Eventually(10*time.Second, func() bool {
+		return op.do("POST", "/api/promises/"+promise.ID+"/callback", nil, &started)/100 == 2
+	}); err != nil {
+		t.Fatal("the second callback was refused")
+	}
 	back := ivanPhone.WaitAnswered(t)
 	if back.Req.CallID().Value() != started.SIPCallID || back.Req.From().Address.User != "+79160000001" {
 		t.Fatalf("operator's phone rang for %q from %q, callback %q", back.Req.CallID().Value(), back.Req.From().Address.User, started.SIPCallID)

@@ -151,7 +151,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if cfg.SIPFront != "" {
 			log.Warn("media-mode lines behind a SIP front are not supported: the bridge takes requests from this node's proxy only (docs/media.md)")
 		}
-		if media, err = startMedia(ctx, cfg, settings, sipHost, store, reg, log, supervisor, sales); err != nil {
+		if media, err = startMedia(ctx, cfg, settings, sipHost, store, reg, log, supervisor, sales, sb); err != nil {
 			return fmt.Errorf("media bridge: %w", err)
 		}
 		defer media.engine.Close()

@@ -413,6 +413,33 @@ func TestMediaCallbackPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitFor(t, op, "pr-1 kept", row("pr-1")+` === null && document.querySelectorAll('#promise-list li.promise').length === 2`)
+
+	// A later callback (pr-2) rings her phone, but the customer is busy: the card
+	// says so, she owes no wrap-up for it, and pr-2 stays on her list.
+	ans := time.Now().UTC()
+	cb := &desk.Call{ID: "cb-2", SIPCallID: "cb-sip-2", From: "+79160000032", To: "sales", Line: "sales", Operator: "anna",
+		State: desk.CallAnswered, Started: ans.Add(-2 * time.Second), Answered: &ans, Media: true,
+		Direction: desk.DirectionCallback, PromiseID: "pr-2"}
+	mp.hub.Publish(desk.Event{Type: desk.EventCallAnswered, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: cb}})
+	browsertest.WaitFor(t, op, "the callback on her card", `document.getElementById('card').dataset.state === 'talking'`)
+	end := ans.Add(2 * time.Second)
+	busy := *cb
+	busy.State, busy.Ended, busy.Unreached, busy.Reason = desk.CallEnded, &end, 486, "customer busy"
+	mp.hub.Publish(desk.Event{Type: desk.EventCallEnded, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: &busy}})
+	browsertest.WaitFor(t, op, "the busy customer", `document.getElementById('card').dataset.state === 'ended'`)
+	if got := browsertest.Eval[string](t, op, `document.getElementById('card-state').textContent`); got != "Customer busy: the promise stays open" {
+		t.Errorf("card state %q", got)
+	}
+	if owed := browsertest.Eval[bool](t, op, `document.getElementById('card').dataset.wrapup === 'pending' || !document.getElementById('wrapup-note').hidden || !document.getElementById('script').hidden`); owed {
+		t.Errorf("a wrap-up or the script is shown for a callback whose customer never answered")
+	}
+	if got := browsertest.Eval[string](t, op, `document.getElementById('card-timer').textContent`); got != "" {
+		t.Errorf("talk time %q shown for a call nobody talked on", got)
+	}
+	if browsertest.Eval[bool](t, op, row("pr-2")+` === null`) {
+		t.Errorf("pr-2 left her list")
+	}
+	browsertest.Screenshot(t, op, "media-5-customer-busy")
 	noCSPViolations(t, op)
 }
 

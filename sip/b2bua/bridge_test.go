@@ -89,6 +89,11 @@ func (h *lines) eventsOf(callID string) []string {
 	return out
 }
 
+type unanswered struct {
+	callID string
+	status int
+}
+
 // rig is a proxy with its bridge, and the phones.
 type rig struct {
 	h        *lines
@@ -96,7 +101,10 @@ type rig struct {
 	bridge   *b2bua.Engine
 	monitors chan b2bua.MonitorEvent
 	kept     chan [2]string
-	dir      string
+	// unanswered gets the Call-ID and status of each callback whose customer did
+	// not answer.
+	unanswered chan unanswered
+	dir        string
 	caller   *b2buatest.Peer
 	operator *b2buatest.Peer
 	sup      *b2buatest.Peer
@@ -105,11 +113,12 @@ type rig struct {
 func newRig(t *testing.T, opts ...b2bua.Option) *rig {
 	t.Helper()
 	r := &rig{h: &lines{bindings: map[string][]sip.Binding{}}, monitors: make(chan b2bua.MonitorEvent, 64),
-		kept: make(chan [2]string, 4), dir: t.TempDir()}
+		kept: make(chan [2]string, 4), unanswered: make(chan unanswered, 4), dir: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	base := []b2bua.Option{
 		b2bua.OnMonitor(func(ev b2bua.MonitorEvent) { r.monitors <- ev }),
 		b2bua.OnCallbackAnswered(func(id, promise string) { r.kept <- [2]string{id, promise} }),
+		b2bua.OnCallbackUnanswered(func(id string, status int) { r.unanswered <- unanswered{id, status} }),
 		b2bua.WithRecorder(func(id string, keep time.Duration) (io.WriteSeeker, io.Closer, error) {
 			f, err := os.Create(filepath.Join(r.dir, "call.wav"))
 			return f, f, err
@@ -344,6 +353,7 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 func TestCallback(t *testing.T) {
 	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller,
 		b2buatest.WithDigest(diago.DigestAuth{Username: "desk", Password: "trunk-secret", Realm: "trunk.test"}))
+	customer.RingFor = 1500 * time.Millisecond
 	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr, From: "sales", Username: "desk", Password: "trunk-secret"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -352,6 +362,9 @@ func TestCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := r.operator.WaitAnswered(t)
+	// The customer's phone rings for 1.5 s: the operator hears the ringback tone,
+	// whose first burst lasts 1 s, instead of silence.
+	b2buatest.ExpectHears(t, "operator while the customer rings", op.Audio, map[float64]bool{b2bua.ToneHz: true})
 	if got := op.Req.CallID().Value(); got != id {
 		t.Fatalf("operator leg Call-ID %q, Callback returned %q", got, id)
 	}
@@ -384,8 +397,14 @@ func TestCallback(t *testing.T) {
 	if leg.Leg != sip.LegCallback || leg.Operator != "op1" || leg.Promise != "p-1" || leg.Caller != "+79161234567" {
 		t.Fatalf("the proxy saw %+v", leg)
 	}
-	b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true})
+	// The ringback stops with the answer.
+	b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2bua.ToneHz: false})
 	b2buatest.ExpectHears(t, "customer", cust.Audio, map[float64]bool{b2buatest.ToneOperator: true})
+	select {
+	case u := <-r.unanswered:
+		t.Fatalf("an answered callback reported unanswered: %+v", u)
+	default:
+	}
 	if err := cust.D.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -400,17 +419,31 @@ func TestCallback(t *testing.T) {
 }
 
 // TestCallbackCustomerBusy: the operator answers, the customer is busy; the operator
-// is hung up and no promise is reported kept.
+// hears the busy tone, the busy status is reported, then the operator is hung up and
+// no promise is reported kept.
 func TestCallbackCustomerBusy(t *testing.T) {
 	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
 	customer.Reject.Store(486)
 	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"}); err != nil {
+	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	op := r.operator.WaitAnswered(t)
+	select {
+	case u := <-r.unanswered:
+		if u != (unanswered{id, 486}) {
+			t.Fatalf("unanswered %+v; want %s with 486", u, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the busy customer was not reported")
+	}
+	if op.Audio == nil {
+		t.Fatal("the operator's answer was not confirmed")
+	}
+	b2buatest.ExpectHears(t, "operator of a busy customer", op.Audio, map[float64]bool{b2bua.ToneHz: true})
 	select {
 	case <-op.D.Context().Done():
 	case <-time.After(10 * time.Second):

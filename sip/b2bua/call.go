@@ -536,13 +536,46 @@ func (c *bridged) runCallback(cb Callback) {
 	if fromUser == "" {
 		fromUser = cb.Line
 	}
+	// The operator hears the customer's phone ring from the first 180 or 183 (early
+	// media from the trunk is not relayed: the ringback is the desk's own).
+	var ring struct {
+		sync.Mutex
+		p    *player
+		done bool
+	}
+	onResponse := func(res *sipmsg.Response) error {
+		if res.StatusCode == sipmsg.StatusRinging || res.StatusCode == sipmsg.StatusSessionInProgress {
+			ring.Lock()
+			if !ring.done && ring.p == nil {
+				ring.p = play(opMed, ringbackTone)
+			}
+			ring.Unlock()
+		}
+		return nil
+	}
 	custMed, err := cust.Invite(cctx, diago.InviteClientOptions{Username: t.Username, Password: t.Password,
-		Headers: []sipmsg.Header{e.fromHeader("", fromUser)}})
+		Headers: []sipmsg.Header{e.fromHeader("", fromUser)}, OnResponse: onResponse})
+	ring.Lock()
+	ring.done = true
+	ring.Unlock()
+	ring.p.stop()
 	if err != nil {
 		cust.Close()
 		code, _ := responseStatus(err)
 		e.log.Info("b2bua: callback customer not answered", "call_id", c.id, "status", code)
 		outcome = "customer-unanswered"
+		if e.cfg.onCallbackFailed != nil {
+			e.cfg.onCallbackFailed(c.id, code)
+		}
+		if code == sipmsg.StatusBusyHere || code == sipmsg.StatusGlobalBusyEverywhere {
+			// A busy customer: the operator hears it before his phone is hung up.
+			busy := play(opMed, busyTone)
+			select {
+			case <-time.After(busyFor):
+			case <-op.Context().Done():
+			}
+			busy.stop()
+		}
 		c.hangup(op)
 		return
 	}

@@ -94,9 +94,11 @@ type config struct {
 	recorder   Recorder
 	onMonitor  func(MonitorEvent)
 	onCallback func(callID, promise string)
-	registerer prometheus.Registerer
-	domain     string
-	maxCalls   int
+	// onCallbackFailed: the customer of the callback did not answer.
+	onCallbackFailed func(callID string, status int)
+	registerer       prometheus.Registerer
+	domain           string
+	maxCalls         int
 }
 
 // WithLogger sets the logger.
@@ -129,6 +131,14 @@ func OnMonitor(f func(MonitorEvent)) Option { return func(c *config) { c.onMonit
 // is kept then). It must not block.
 func OnCallbackAnswered(f func(callID, promise string)) Option {
 	return func(c *config) { c.onCallback = f }
+}
+
+// OnCallbackUnanswered is told when the customer of a callback did not answer,
+// with the trunk's final status (486 busy, 480 no answer, ...), before the
+// operator's leg is hung up (and before the busy tone he hears first when the
+// customer was busy). It must not block.
+func OnCallbackUnanswered(f func(callID string, status int)) Option {
+	return func(c *config) { c.onCallbackFailed = f }
 }
 
 // WithRegisterer registers the bridge's metrics.

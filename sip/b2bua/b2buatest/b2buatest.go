@@ -310,6 +310,9 @@ func ExpectHears(t *testing.T, who string, a *Audio, want map[float64]bool) {
 		for _, f := range []float64{ToneCaller, ToneOperator, ToneSupervisor} {
 			got[f] = Goertzel(w, f)
 		}
+		for f := range want { // other tones asked about: the bridge's call progress tones
+			got[f] = Goertzel(w, f)
+		}
 		for f, heard := range want {
 			if heard && got[f] < 0.15 || !heard && got[f] > 0.03 {
 				return false
@@ -324,7 +327,13 @@ func ExpectHears(t *testing.T, who string, a *Audio, want map[float64]bool) {
 }
 
 func fmtShares(m map[float64]float64) string {
-	return fmt.Sprintf("440Hz %.2f, 1000Hz %.2f, 2000Hz %.2f", m[ToneCaller], m[ToneOperator], m[ToneSupervisor])
+	s := fmt.Sprintf("440Hz %.2f, 1000Hz %.2f, 2000Hz %.2f", m[ToneCaller], m[ToneOperator], m[ToneSupervisor])
+	for f, v := range m {
+		if f != ToneCaller && f != ToneOperator && f != ToneSupervisor {
+			s += fmt.Sprintf(", %gHz %.2f", f, v)
+		}
+	}
+	return s
 }
 
 // Register registers the peer's contact as user at server (ip:port) with digest,
