@@ -106,22 +106,21 @@ export class History {
         el("td", `outcome outcome-${s.outcome || ""}`, tr("o_", s.outcome || "")), el("td", "num", mmss((s.seconds || 0) * 1000)),
         this.recordingCell(s));
       body.append(tr_);
+      // A player opened before this redraw keeps playing, on its own row below.
+      const player = s.call_id && s.recorded && STAFF.includes(role) ? this.players.get(s.call_id) : null;
+      if (player) body.append(player);
     }
     show($("history-calls-table"), calls.length > 0);
     show($("no-history"), calls.length === 0);
   }
 
-  // recordingCell holds ▶ (then the player) of a recorded call, for staff only.
+  // recordingCell holds ▶ of a recorded call, for staff only. Pressed, it opens the
+  // player on a full-width row under the call: the card's column is too narrow
+  // for a player's time and seek bar beside four other cells.
   recordingCell(s) {
     const td = el("td", "recording-cell");
-    if (!s.recorded || !s.call_id || !STAFF.includes(role)) return td;
+    if (!s.recorded || !s.call_id || !STAFF.includes(role) || this.players.has(s.call_id)) return td;
     const id = s.call_id;
-    const a = this.players.get(id);
-    if (a) {
-      td.append(a);
-      if (a.dataset.failed === "true") td.append(el("div", "sub error recording-error", t("recordingUnavailable")));
-      return td;
-    }
     const b = el("button", "play", `▶ ${t("play")}`);
     b.type = "button";
     b.setAttribute("aria-label", t("playRecording"));
@@ -131,14 +130,18 @@ export class History {
       audio.preload = "metadata";
       audio.src = recordingURL(id);
       audio.setAttribute("aria-label", t("recording"));
+      const cell = el("td", "recording-player");
+      cell.colSpan = 5;
+      cell.append(audio);
       audio.addEventListener("error", () => {
-        audio.dataset.failed = "true";
-        if (audio.parentNode && !audio.parentNode.querySelector(".recording-error")) {
-          audio.parentNode.append(el("div", "sub error recording-error", t("recordingUnavailable")));
-        }
+        if (!cell.querySelector(".recording-error")) cell.append(el("div", "sub error recording-error", t("recordingUnavailable")));
       });
-      this.players.set(id, audio);
-      td.replaceChildren(audio);
+      const row = el("tr", "history-player");
+      row.dataset.for = id;
+      row.append(cell);
+      this.players.set(id, row);
+      td.closest("tr").after(row);
+      td.replaceChildren();
       audio.play().catch(() => { /* the controls are there to press */ });
     });
     td.append(b);

@@ -570,7 +570,7 @@ func TestRecentCallsAfterReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	mp.hub.Publish(desk.Event{Type: desk.EventCallRinging, Operators: []string{"anna"}, Payload: desk.Pop{Call: ring, Contact: k, Card: card}})
-	hist := `[...document.querySelectorAll('#history-calls tr')].map(r => r.dataset.id + ':' + r.dataset.recorded + ':' + (r.querySelector('button.play') ? 'play' : '-')).join(' ')`
+	hist := `[...document.querySelectorAll('#history-calls tr.history-call')].map(r => r.dataset.id + ':' + r.dataset.recorded + ':' + (r.querySelector('button.play') ? 'play' : '-')).join(' ')`
 	browsertest.WaitFor(t, sup, "the card's ▶ for the supervisor", `document.querySelector('#history-calls tr[data-id="yesterday"] button.play') !== null`)
 	if got := browsertest.Eval[string](t, sup, hist); got != "plain:false:- yesterday:true:play" {
 		t.Errorf("the supervisor's card history %q", got)
@@ -581,8 +581,15 @@ func TestRecentCallsAfterReload(t *testing.T) {
 		t.Errorf("the operator's card history %q (no ▶ for her)", got)
 	}
 	browsertest.Step(t, sup, "play from the card", chromedp.Click(chromedp.CSS(`#history-calls tr[data-id="yesterday"] button.play`)))
-	crow := `document.querySelector('#history-calls tr[data-id="yesterday"]')`
-	browsertest.WaitFor(t, sup, "the card's player", crow+`.querySelector('audio') !== null`)
+	// The player opens on its own full-width row under the call, and ▶ goes.
+	crow := `document.querySelector('#history-calls tr.history-call[data-id="yesterday"] + tr.history-player[data-for="yesterday"]')`
+	browsertest.WaitFor(t, sup, "the card's player", crow+` !== null && `+crow+`.querySelector('audio') !== null`)
+	if browsertest.Eval[bool](t, sup, `document.querySelector('#history-calls tr[data-id="yesterday"] button.play') !== null`) {
+		t.Errorf("▶ is still there beside the open player")
+	}
+	if w := browsertest.Eval[float64](t, sup, `(() => { const a = `+crow+`.querySelector('audio'); return a.getBoundingClientRect().width / document.getElementById('history-calls-table').getBoundingClientRect().width; })()`); w < 0.9 {
+		t.Errorf("the card's player takes %.0f%% of the history's width, want the whole row", w*100)
+	}
 	if got := browsertest.Eval[string](t, sup, crow+`.querySelector('audio').getAttribute('src')`); got != "/api/calls/yesterday/recording" {
 		t.Errorf("card audio src %q", got)
 	}
