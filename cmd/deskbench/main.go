@@ -103,7 +103,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.DeskBin, "desk", "", "desk binary to measure; default: go build ./cmd/desk")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "Redis the desk uses; default: a private redis-server on a free port (its data is the harness's)")
 	fs.StringVar(&o.Repo, "repo", "", "the project's root (scenarios, scripts); default: found from the working directory")
-	fs.StringVar(&o.Profile, "profile", "", "directory for CPU and heap profiles of the desk taken during the pop phase")
+	fs.StringVar(&o.Profile, "profile", "", "directory for CPU and heap profiles of the desk taken during the pop phase, and of each media step's set-up and hold")
 	fs.StringVar(&o.Only, "only", "", "phases to run, comma-separated: register,rate,pop,fanout,memory,media (default all)")
 	fs.BoolVar(&o.Quick, "quick", false, "a smoke run of a few seconds per phase at low rates (what CI runs)")
 	if err := fs.Parse(args); err != nil {

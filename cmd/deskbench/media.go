@@ -410,6 +410,13 @@ func (m *mediaRig) step(ctx context.Context, calls, monitors int) (*mediaStepRes
 	}
 	var wg sync.WaitGroup
 	gap := time.Second / time.Duration(o.MediaRate)
+	var profSetup func() error
+	if o.Profile != "" {
+		var err error
+		if profSetup, err = b.profileAt(ctx, m.node.pprof, time.Duration(calls)*gap, fmt.Sprintf("media_setup_%d", calls)); err != nil {
+			return nil, err
+		}
+	}
 	pace := time.NewTicker(gap)
 	for i := 0; i < calls; i++ {
 		release[i] = make(chan struct{})
@@ -455,13 +462,30 @@ func (m *mediaRig) step(ctx context.Context, calls, monitors int) (*mediaStepRes
 	winA, winB := tUp.Add(margin), tUp.Add(o.MediaHold-margin)
 	m.rtp.window(winA, winB)
 	defer m.rtp.window(time.Time{}, time.Time{})
+	if profSetup != nil {
+		if err := profSetup(); err != nil {
+			st.Errors = append(st.Errors, err.Error())
+		}
+	}
 	time.Sleep(time.Until(winA))
+	var profHold func() error
+	if o.Profile != "" && winB.Sub(winA) >= time.Second {
+		var err error
+		if profHold, err = b.profileAt(ctx, m.node.pprof, winB.Sub(winA), fmt.Sprintf("media_hold_%d", calls)); err != nil {
+			return nil, err
+		}
+	}
 	cpuA := procCPU(pid)
 	if monitors > 0 {
 		m.lastMonitor = m.monitor(ctx, monitors, winB.Add(-500*time.Millisecond))
 	}
 	time.Sleep(time.Until(winB))
 	cpuB, tB := procCPU(pid), time.Now()
+	if profHold != nil {
+		if err := profHold(); err != nil {
+			st.Errors = append(st.Errors, err.Error())
+		}
+	}
 	wg.Wait()
 
 	// The bridge counts a leg's packets when it ends: wait for every leg to end.

@@ -394,6 +394,11 @@ func procRSS(pid int) int64 {
 // startProfile starts a CPU profile of the desk for d; the returned func waits
 // for it and also saves a heap profile.
 func (b *bench) startProfile(ctx context.Context, d time.Duration, name string) (func() error, error) {
+	return b.profileAt(ctx, b.pprof, d, name)
+}
+
+// profileAt is startProfile for the desk node whose pprof listens on addr.
+func (b *bench) profileAt(ctx context.Context, addr string, d time.Duration, name string) (func() error, error) {
 	if err := os.MkdirAll(b.o.Profile, 0o755); err != nil {
 		return nil, err
 	}
@@ -404,7 +409,7 @@ func (b *bench) startProfile(ctx context.Context, d time.Duration, name string) 
 	}
 	ch := make(chan got, 1)
 	go func() {
-		body, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprof, secs))
+		body, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
 		ch <- got{body, err}
 	}()
 	return func() error {
@@ -416,7 +421,7 @@ func (b *bench) startProfile(ctx context.Context, d time.Duration, name string) 
 		if err := os.WriteFile(cpu, g.body, 0o644); err != nil {
 			return err
 		}
-		heap, err := httpGet(ctx, "http://"+b.pprof+"/debug/pprof/heap")
+		heap, err := httpGet(ctx, "http://"+addr+"/debug/pprof/heap")
 		if err != nil {
 			return err
 		}
