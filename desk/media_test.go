@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/calldesk/desk/desk"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var mediaLines = []desk.Line{
@@ -357,31 +358,40 @@ func TestMonitorWithoutBridge(t *testing.T) {
 	}
 }
 
-// TestCallbackUnreached: the bridge reports that a callback's customer did not
-// answer, then the operator leg ends. The call closes as unreached: the reason is
-// said, the operator owes no wrap-up, the contact's history and the audit log note
-// the attempt, and the promise stays open. An answered callback still owes its
-// wrap-up.
+// TestCallbackUnreached: a callback's operator leg ends. Unless the bridge reported
+// the customer connected first, the call closes as unreached: the reason is said
+// (the bridge's status, when it had one), the operator owes no wrap-up and may not
+// write one, nothing was recorded, the contact's history and the audit log note the
+// attempt, the promise stays open, and desk_calls_total counts it unreached. A
+// connected callback still owes its wrap-up and counts answered.
 func TestCallbackUnreached(t *testing.T) {
 	const known = "+79160000101"
 	tests := []struct {
-		name   string
-		status int // what the bridge reports; 0: the customer answered
-		by     string
-		reason string
+		name      string
+		connected bool // the bridge reported the customer's answer
+		status    int  // the bridge reported this refusal; 0: none
+		by        string
+		// want
+		unreached int
+		reason    string
 	}{
-		{name: "busy", status: 486, by: "caller", reason: "customer busy"},
-		{name: "no answer", status: 480, by: "caller", reason: "customer did not answer"},
-		{name: "declined", status: 603, by: "caller", reason: "customer declined"},
-		{name: "trunk failure", status: 503, by: "caller", reason: "customer not reached (status 503)"},
-		{name: "operator hangs up on the busy tone", status: 486, by: "operator", reason: "customer busy"},
-		{name: "answered", status: 0, by: "caller", reason: "caller hung up"},
+		{name: "busy", status: 486, by: "caller", unreached: 486, reason: "customer busy"},
+		{name: "no answer", status: 480, by: "caller", unreached: 480, reason: "customer did not answer"},
+		{name: "declined", status: 603, by: "caller", unreached: 603, reason: "customer declined"},
+		{name: "trunk failure", status: 503, by: "caller", unreached: 503, reason: "customer not reached (status 503)"},
+		{name: "operator hangs up on the busy tone", status: 486, by: "operator", unreached: 486, reason: "customer busy"},
+		// The bridge has no status to report when the operator gives up while the
+		// customer's phone rings: his BYE reaches the switchboard first.
+		{name: "operator hangs up while it rings", by: "operator", unreached: 487, reason: "operator hung up before the customer answered"},
+		{name: "the bridge hangs up without a status", by: "caller", unreached: 487, reason: "customer did not answer"},
+		{name: "connected", connected: true, by: "caller", reason: "caller hung up"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			var sales *desk.Sales
-			e := newEnv(t, desk.WithLines(mediaLines, "general"), desk.WithCallHooks(
+			reg := prometheus.NewRegistry()
+			e := newEnv(t, desk.WithLines(mediaLines, "general"), desk.WithRegisterer(reg), desk.WithCallHooks(
 				func(ctx context.Context, c *desk.Call) { sales.CallEnded(ctx, c) },
 				func(ctx context.Context, c *desk.Call) { sales.CallMissed(ctx, c) }))
 			sales = desk.NewSales(e.store, e.pub, desk.WithSalesLines(mediaLines, "general"), desk.WithSalesLogger(quietLog()))
@@ -392,19 +402,24 @@ func TestCallbackUnreached(t *testing.T) {
 				Kind: "promise", What: "send the price list", Due: now.Add(time.Hour), Created: now, State: desk.PromiseOpen}); err != nil {
 				t.Fatal(err)
 			}
-			in := desk.Incoming{SIPCallID: "sip-cb", Caller: known, Dialled: "support", Bridged: true, Callback: true,
+			// The sales line records, so a connected callback is recorded.
+			in := desk.Incoming{SIPCallID: "sip-cb", Caller: known, Dialled: "+74951234567", Bridged: true, Callback: true,
 				Operator: "second", PromiseID: "p-cb", Received: now}
-			if r := e.sb.Route(ctx, in); r.Operator != "second" {
+			if r := e.sb.Route(ctx, in); r.Operator != "second" || !r.Record {
 				t.Fatalf("Route = %+v", r)
 			}
 			e.sb.Answered("sip-cb", "second", time.Now())
+			if tt.connected {
+				e.sb.CallbackConnected("sip-cb")
+			}
 			if tt.status != 0 {
 				e.sb.CallbackUnreached("sip-cb", tt.status)
 			}
 			e.sb.Ended("sip-cb", tt.by, time.Now())
 			ended := e.pub.wait(t, desk.EventCallEnded, 1)[0].Payload.(desk.CallUpdate).Call
-			if ended.Unreached != tt.status || ended.Reason != tt.reason {
-				t.Errorf("call.ended carries unreached %d, reason %q; want %d, %q", ended.Unreached, ended.Reason, tt.status, tt.reason)
+			if ended.Unreached != tt.unreached || ended.Reason != tt.reason || ended.Recorded != tt.connected {
+				t.Errorf("call.ended carries unreached %d, reason %q, recorded %v; want %d, %q, %v",
+					ended.Unreached, ended.Reason, ended.Recorded, tt.unreached, tt.reason, tt.connected)
 			}
 			e.sb.Close()
 
@@ -412,15 +427,20 @@ func TestCallbackUnreached(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if call.Unreached != tt.status || call.Reason != tt.reason || call.Talked() != (tt.status == 0) {
+			if call.Unreached != tt.unreached || call.Reason != tt.reason || call.Talked() != tt.connected {
 				t.Errorf("stored call: unreached %d, reason %q, talked %v", call.Unreached, call.Reason, call.Talked())
 			}
 			wantStatus := desk.StatusAvailable
-			if tt.status == 0 {
+			if tt.connected {
 				wantStatus = desk.StatusWrapup
 			}
 			if o := e.operator("second"); o.Status != wantStatus {
 				t.Errorf("operator after the call: %s; want %s", o.Status, wantStatus)
+			}
+			op := &desk.User{Login: "second", Role: desk.RoleOperator}
+			rec, err := sales.Record(ctx, op, call.ID)
+			if err != nil || rec.NoWrapup == tt.connected {
+				t.Errorf("record = %+v, %v; want no_wrapup %v", rec, err, !tt.connected)
 			}
 			hist, err := e.store.History(ctx, anna.ID, 10)
 			if err != nil {
@@ -436,16 +456,31 @@ func TestCallbackUnreached(t *testing.T) {
 					audited = append(audited, a.Target+": "+a.Detail)
 				}
 			}
-			if tt.status != 0 {
+			counts := map[string]float64{}
+			for _, o := range []string{"answered", "unreached"} {
+				counts[o] = metric(t, reg, "desk_calls_total", map[string]string{"outcome": o})
+			}
+			if !tt.connected {
 				if len(hist) != 1 || hist[0].Outcome != desk.OutcomeUnreached || hist[0].CallID != call.ID || hist[0].Recorded {
 					t.Errorf("history = %+v; want one unreached call", hist)
 				}
-				if want := fmt.Sprintf("promise p-cb: call %s: %s (%d)", call.ID, tt.reason, tt.status); !slices.Equal(audited, []string{want}) {
+				if want := fmt.Sprintf("promise p-cb: call %s: %s (%d)", call.ID, tt.reason, tt.unreached); !slices.Equal(audited, []string{want}) {
 					t.Errorf("audited %q; want %q", audited, want)
 				}
-			} else if len(hist) != 0 || len(audited) != 0 {
-				// The wrap-up writes the history of a call that was talked.
-				t.Errorf("answered callback: history %+v, audited %q; want neither before the wrap-up", hist, audited)
+				if _, err := sales.Wrapup(ctx, op, call.ID, desk.WrapupRequest{Outcome: desk.OutcomeInterest}); !errors.Is(err, desk.ErrInvalid) {
+					t.Errorf("wrap-up of an unreached callback: %v; want ErrInvalid", err)
+				}
+				if counts["answered"] != 0 || counts["unreached"] != 1 {
+					t.Errorf("desk_calls_total %v; want unreached 1, answered 0", counts)
+				}
+			} else {
+				if len(hist) != 0 || len(audited) != 0 {
+					// The wrap-up writes the history of a call that was talked.
+					t.Errorf("connected callback: history %+v, audited %q; want neither before the wrap-up", hist, audited)
+				}
+				if counts["answered"] != 1 || counts["unreached"] != 0 {
+					t.Errorf("desk_calls_total %v; want answered 1, unreached 0", counts)
+				}
 			}
 			p, err := e.store.Promise(ctx, "p-cb")
 			if err != nil || p.State != desk.PromiseOpen {

@@ -25,6 +25,10 @@ type Record struct {
 	// a range, never a bare price, was named.
 	Range  *PriceRange `json:"range,omitempty"`
 	Wrapup *Wrapup     `json:"wrapup,omitempty"`
+	// NoWrapup is set when the call owes no wrap-up and never will: a callback
+	// whose customer was not reached (Call.Unreached). Derived from the call on
+	// every read, so a page that missed the call's end learns it here.
+	NoWrapup bool `json:"no_wrapup,omitempty"`
 }
 
 // PriceRange is what the operator may name for a product: min to max, in a currency.

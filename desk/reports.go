@@ -8,7 +8,8 @@ package desk
 //
 //   - calls: the calls started in [From, To). "per_day" has a row for every day of
 //     the range in the desk's zone, "per_hour" a row for every hour 0..23.
-//     answered = calls with an answer time; missed = calls that ended unanswered;
+//     answered = calls talked (Call.Talked: answered, and not a callback whose
+//     customer was never reached); missed = calls that ended unanswered;
 //     abandoned_while_ringing = missed calls the caller gave up on while they rang
 //     (Reason "cancelled", SIP 487); the rest of the missed found nobody to take them
 //     (no operator, timeout). avg_answer_seconds = mean of Answered - Started.

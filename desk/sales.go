@@ -270,6 +270,7 @@ func (s *Sales) recordOf(ctx context.Context, c *Call) (*Record, error) {
 		rec.Answers = map[string]string{}
 	}
 	deriveFlags(rec, s.prices)
+	rec.NoWrapup = c.Unreached != 0
 	return rec, nil
 }
 
@@ -491,6 +492,11 @@ func first(vals ...string) string {
 
 // wrapup does the work of Wrapup and ForceWrapup; it returns what was missing.
 func (s *Sales) wrapup(ctx context.Context, u *User, call *Call, req WrapupRequest, forced bool) (*WrapupResult, []string, error) {
+	if call.Unreached != 0 {
+		// Nobody talked: the attempt is in the history already, and a wrap-up
+		// would add a second row with the ringback counted as talk.
+		return nil, nil, fmt.Errorf("wrap-up of %s: the customer of this callback was not reached (%s): %w", call.ID, call.Reason, ErrInvalid)
+	}
 	defer s.lock(call.ID)()
 	rec, err := s.recordOf(ctx, call)
 	if err != nil {
@@ -549,7 +555,7 @@ func (s *Sales) wrapup(ctx context.Context, u *User, call *Call, req WrapupReque
 			histOutcome = "forced"
 		}
 		if err := s.store.AddHistory(ctx, contact.ID, CallSummary{CallID: call.ID, At: call.Started, Operator: call.Operator,
-			Outcome: histOutcome, Seconds: talkSeconds(call, now), Recorded: call.Recorded && call.Answered != nil}); err != nil {
+			Outcome: histOutcome, Seconds: talkSeconds(call, now), Recorded: call.Recorded && call.Talked()}); err != nil {
 			return nil, nil, fmt.Errorf("wrap-up %s: history: %w", call.ID, err)
 		}
 		if res.Interest, err = s.moveInterest(ctx, u, call, contact, a, w, now); err != nil {

@@ -97,8 +97,12 @@ type lineEntry struct {
 type liveCall struct {
 	call    *Call
 	contact *Contact
-	// unreached is the bridge's report that a callback's customer did not answer
-	// (CallbackUnreached); the operator leg's end then closes the call as unreached.
+	// For a callback: connected is the bridge's report that the customer answered
+	// (CallbackConnected), unreached its report that he did not, with the trunk's
+	// status (CallbackUnreached). A callback that ends without connected closes as
+	// unreached. Both live in memory only: the bridge is in this process, so a
+	// restart ends its calls anyway.
+	connected bool
 	unreached int
 }
 
@@ -292,7 +296,7 @@ func NewSwitchboard(store Store, pub Publisher, opts ...SwitchboardOption) *Swit
 		}
 	}
 	s.callsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "desk_calls_total", Help: "Inbound calls by outcome.",
+		Name: "desk_calls_total", Help: "Calls by outcome: answered, missed, abandoned; a callback counts when it ends, as answered or unreached.",
 	}, []string{"outcome"})
 	s.popLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "desk_pop_latency_seconds",
@@ -1240,7 +1244,11 @@ func (s *Switchboard) Answered(sipCallID, operator string, at time.Time) {
 		setOutcome(c, operator, "answered", 200)
 		snap := cloneCall(c)
 		s.mu.Unlock()
-		s.callsTotal.WithLabelValues("answered").Inc()
+		if snap.Direction != DirectionCallback {
+			// A callback is counted when it ends: only then is it known whether
+			// the customer answered too.
+			s.callsTotal.WithLabelValues("answered").Inc()
+		}
 		s.pub.Publish(Event{Type: EventCallAnswered, Operators: []string{operator}, Payload: CallUpdate{Call: snap}})
 		if s.storeDown() {
 			return
@@ -1321,15 +1329,25 @@ func (s *Switchboard) missed(ctx context.Context, lc *liveCall, status int) {
 	}
 }
 
+// CallbackConnected is the media bridge's report that the customer of the callback
+// whose operator leg is sipCallID answered. The bridge makes it before it bridges
+// the two, and the events of one call run in order, so any end of the call comes
+// after it. A callback that ends without it closes as unreached: no wrap-up, the
+// promise left open.
+func (s *Switchboard) CallbackConnected(sipCallID string) {
+	s.event(sipCallID, func(_ context.Context, lc *liveCall) {
+		s.mu.Lock()
+		lc.connected = true
+		s.mu.Unlock()
+	})
+}
+
 // CallbackUnreached is the media bridge's report that the customer of the callback
-// whose operator leg is sipCallID did not answer (status: the trunk's final
-// response). It comes before the bridge hangs the operator's leg up, and the
-// events of one call run in order, so the end that follows closes the call as
-// unreached: no wrap-up, the promise left open.
+// whose operator leg is sipCallID refused or did not answer, with the trunk's
+// final status. It comes before the bridge hangs the operator's leg up, so the
+// end that follows gives the reason ("customer busy" rather than "customer did not
+// answer").
 func (s *Switchboard) CallbackUnreached(sipCallID string, status int) {
-	if status == 0 {
-		status = 480
-	}
 	s.event(sipCallID, func(_ context.Context, lc *liveCall) {
 		s.mu.Lock()
 		lc.unreached = status
@@ -1371,11 +1389,28 @@ func (s *Switchboard) Ended(sipCallID, by string, at time.Time) {
 		if by == "" {
 			c.Reason = "hung up"
 		}
-		if lc.unreached != 0 {
-			c.Unreached, c.Reason = lc.unreached, unreachedReason(lc.unreached)
+		if c.Direction == DirectionCallback && !lc.connected {
+			switch {
+			case lc.unreached != 0:
+				c.Unreached, c.Reason = lc.unreached, unreachedReason(lc.unreached)
+			case by == "operator":
+				// He hung up while the customer's phone rang: the bridge cancels
+				// the customer's leg and has no final status to report.
+				c.Unreached, c.Reason = 487, "operator hung up before the customer answered"
+			default:
+				c.Unreached, c.Reason = 487, "customer did not answer"
+			}
+			c.Recorded = false // recording starts when the customer answers
 		}
 		snap := cloneCall(c)
 		s.mu.Unlock()
+		if snap.Direction == DirectionCallback {
+			outcome := "answered"
+			if snap.Unreached != 0 {
+				outcome = "unreached"
+			}
+			s.callsTotal.WithLabelValues(outcome).Inc()
+		}
 		if snap.Operator != "" {
 			// Nobody talked to the customer, so there is nothing to wrap up.
 			if s.onEnded == nil || snap.Unreached != 0 || !s.holdForWrapup(ctx, snap) {

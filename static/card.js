@@ -52,7 +52,7 @@ export class History {
     this.contactId = null;
     this.callId = null;
     this.card = null;
-    this.players = new Map(); // call id -> its <audio>, kept across redraws so playback goes on
+    this.players = new Map(); // call id -> the row of its player, kept across redraws so playback goes on
     $("note-form").addEventListener("submit", (e) => { e.preventDefault(); this.addNote(); });
     $("manager-change").addEventListener("click", () => this.editManager());
     $("manager-cancel").addEventListener("click", () => this.closeManager());

@@ -202,7 +202,7 @@ function onSnapshot(f) {
 async function checkClosed(callId) {
   let r;
   try { r = await api("GET", `/api/calls/${encodeURIComponent(callId)}/record`); } catch { return; }
-  if (r.ok && r.data && r.data.wrapup) closed(callId, null);
+  if (r.ok && r.data && (r.data.wrapup || r.data.no_wrapup)) closed(callId, null);
 }
 
 function setCall(call) {
@@ -242,7 +242,7 @@ async function loadRecord(callId) {
   try { r = await api("GET", `/api/calls/${encodeURIComponent(callId)}/record`); } catch { return; }
   if (!r.ok || !r.data || form.callId !== callId) return;
   form.applyRecord(r.data);
-  if (r.data.wrapup) closed(callId, null);
+  if (r.data.wrapup || r.data.no_wrapup) closed(callId, null);
   else form.focusStep();
 }
 
@@ -359,7 +359,7 @@ function renderCard() {
   const owed = state.wrapups.has(call.id);
   card.dataset.wrapup = owed ? "pending" : "";
   show($("wrapup-note"), owed);
-  $("card-state").textContent = call.unreached ? t(unreachedKey(call.unreached)) : t(st);
+  $("card-state").textContent = call.unreached ? t(unreachedKey(call.unreached)).replace("{status}", call.unreached) : t(st);
 
   const pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
   const contact = pop ? pop.contact : null;
@@ -389,7 +389,8 @@ function renderCard() {
 function unreachedKey(status) {
   if (status === 486 || status === 600) return "cb_busy";
   if (status === 603) return "cb_declined";
-  return "cb_no_answer";
+  if (status === 408 || status === 480 || status === 487) return "cb_no_answer";
+  return "cb_not_reached";
 }
 
 function setFact(name, value) {

@@ -210,7 +210,11 @@ function onCall(type, c) {
   putCall(c);
   countMissedAttempts(c);
   if (type === "call.missed" && c.state === "ringing") return; // one operator did not pick up; the call hunts on
-  if (type === "call.answered" && !counted.answered.has(c.id)) {
+  // A callback counts as answered when it ends connected: until then the
+  // operator's answer does not say the customer answered too.
+  const talked = !!c.answered && !c.unreached;
+  const countAt = c.direction === "callback" ? "call.ended" : "call.answered";
+  if (type === countAt && talked && !counted.answered.has(c.id)) {
     counted.answered.add(c.id);
     bump(c.operator, "answered", 1);
   }
@@ -218,8 +222,8 @@ function onCall(type, c) {
     monitors.delete(c.id);
     monitorError.delete(c.id);
   }
-  if (type === "call.ended" && c.answered) addRecent(calls.get(c.id) || c);
-  if (type === "call.ended" && c.answered) {
+  if (type === "call.ended" && talked) addRecent(calls.get(c.id) || c);
+  if (type === "call.ended" && talked) {
     owed.set(c.id, Date.now());
     addTalk(c);
   } else if (type === "call.ended" || type === "call.missed") {
@@ -502,7 +506,7 @@ async function loadRecent() {
     if (Date.parse(c.started || "") < cutoff && !players.has(id)) recent.delete(id);
   }
   for (const c of r.data) {
-    if (c && c.id && c.answered && c.state === "ended") recent.set(c.id, { ...c, ...recent.get(c.id) });
+    if (c && c.id && c.answered && !c.unreached && c.state === "ended") recent.set(c.id, { ...c, ...recent.get(c.id) });
   }
   trimRecent();
   render();

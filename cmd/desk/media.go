@@ -147,6 +147,9 @@ func startMedia(ctx context.Context, cfg *config, settings *yamlfile.Config, sip
 			}()
 		}),
 		b2bua.OnCallbackAnswered(func(callID, promise string) {
+			// Queued at once, before the bridge joins the two: a callback that ends
+			// without this report closes as unreached.
+			sb.CallbackConnected(callID)
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -156,7 +159,9 @@ func startMedia(ctx context.Context, cfg *config, settings *yamlfile.Config, sip
 			}()
 		}),
 		// Not in a goroutine: the report must be queued before the operator leg's
-		// BYE reaches the switchboard (it only queues, so it does not block).
+		// BYE reaches the switchboard (it only queues, so it does not block). It
+		// gives the reason; the missing CallbackConnected is what makes the call
+		// unreached.
 		b2bua.OnCallbackUnanswered(sb.CallbackUnreached),
 	}
 	if lo, hi, ok := strings.Cut(cfg.RTPPorts, "-"); ok {

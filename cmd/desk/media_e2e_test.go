@@ -90,7 +90,7 @@ media:
 	browsertest.WaitFor(t, board, "the board", `document.getElementById('calls') !== null`)
 
 	ivanPhone := b2buatest.NewPeer(t, "ivan", b2buatest.ToneOperator)
-	ivanPhone.RingFor = 500 * time.Millisecond // the card must pop while it rings
+	ivanPhone.RingFor.Store(int64(500 * time.Millisecond)) // the card must pop while it rings
 	if err := ivanPhone.Register(ctx, d.SIPAddr, "ivan", "ivan-sip-secret"); err != nil {
 		t.Fatalf("operator's phone REGISTER: %v", err)
 	}
@@ -248,13 +248,36 @@ media:
 	customer.Reject.Store(0)
 
 	// Call back again, once the double-click guard lets him: that he may at all shows
-	// he owes no wrap-up for the busy one. His phone rings with the card, then the
-	// customer's through the trunk.
-	if err := b2buatest.Eventually(10*time.Second, func() bool {
-		return op.do("POST", "/api/promises/"+promise.ID+"/callback", nil, &started)/100 == 2
-	}); err != nil {
-		t.Fatal("the second callback was refused")
+	// he owes no wrap-up for the busy one. This time the customer's phone rings on,
+	// and Ivan gives up while he hears the ringback: his BYE reaches the desk before
+	// the bridge has cancelled the customer's leg, and the call still closes as
+	// unreached.
+	customer.RingFor.Store(int64(time.Minute))
+	callBack := func(what string) {
+		t.Helper()
+		if err := b2buatest.Eventually(10*time.Second, func() bool {
+			return op.do("POST", "/api/promises/"+promise.ID+"/callback", nil, &started)/100 == 2
+		}); err != nil {
+			t.Fatalf("the %s callback was refused", what)
+		}
 	}
+	callBack("second")
+	givenUp := ivanPhone.WaitAnswered(t)
+	b2buatest.ExpectHears(t, "operator (customer ringing)", givenUp.Audio, map[float64]bool{b2bua.ToneHz: true})
+	if err := givenUp.D.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unreached = opPage.waitFrame(t, "call.ended", 10*time.Second, func(raw json.RawMessage) bool {
+		return str(jsonGet(raw, "call", "sip_call_id")) == started.SIPCallID
+	})
+	if str(jsonGet(unreached.Raw, "call", "unreached")) != "487" || str(jsonGet(unreached.Raw, "call", "reason")) != "operator hung up before the customer answered" {
+		t.Fatalf("the callback Ivan gave up on ended with %s", unreached.Raw)
+	}
+	customer.RingFor.Store(0)
+
+	// The third time the customer answers. Ivan's phone rings with the card, then the
+	// customer's through the trunk.
+	callBack("third")
 	back := ivanPhone.WaitAnswered(t)
 	if back.Req.CallID().Value() != started.SIPCallID || back.Req.From().Address.User != "+79160000001" {
 		t.Fatalf("operator's phone rang for %q from %q, callback %q", back.Req.CallID().Value(), back.Req.From().Address.User, started.SIPCallID)

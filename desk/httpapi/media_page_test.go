@@ -440,6 +440,18 @@ func TestMediaCallbackPage(t *testing.T) {
 		t.Errorf("pr-2 left her list")
 	}
 	browsertest.Screenshot(t, op, "media-5-customer-busy")
+
+	// A trunk failure shows the status the trunk gave.
+	failed := *cb
+	failed.ID, failed.SIPCallID = "cb-3", "cb-sip-3"
+	mp.hub.Publish(desk.Event{Type: desk.EventCallAnswered, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: &failed}})
+	browsertest.WaitFor(t, op, "the next callback on her card", `document.getElementById('card').dataset.state === 'talking'`)
+	failed.State, failed.Ended, failed.Unreached, failed.Reason = desk.CallEnded, &end, 503, "customer not reached (status 503)"
+	mp.hub.Publish(desk.Event{Type: desk.EventCallEnded, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: &failed}})
+	browsertest.WaitFor(t, op, "the trunk failure", `document.getElementById('card').dataset.state === 'ended'`)
+	if got := browsertest.Eval[string](t, op, `document.getElementById('card-state').textContent`); got != "Customer not reached (SIP 503): the promise stays open" {
+		t.Errorf("card state %q", got)
+	}
 	noCSPViolations(t, op)
 }
 
@@ -518,6 +530,21 @@ func TestRecentCallsAfterReload(t *testing.T) {
 		t.Errorf("lost recording note %q", got)
 	}
 
+	// A callback whose customer was never reached does not join the list, owes no
+	// wrap-up on the board, and is not counted answered for anna today.
+	answeredToday := `(document.querySelector('#operators tr[data-login="anna"] td.today') || {dataset: {}}).dataset.answered || 'none'`
+	todayBefore := browsertest.Eval[string](t, sup, answeredToday)
+	cbAnswered := now.Add(-30 * time.Second)
+	cb := &desk.Call{ID: "cb-busy", SIPCallID: "sip-cb-busy", From: "+79160000041", To: "sales", Line: "sales", Operator: "anna",
+		State: desk.CallAnswered, Started: cbAnswered.Add(-2 * time.Second), Answered: &cbAnswered, Media: true, Recorded: true,
+		Direction: desk.DirectionCallback}
+	mp.hub.Publish(desk.Event{Type: desk.EventCallAnswered, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: cb}})
+	browsertest.WaitFor(t, sup, "the callback ringing the customer", `document.querySelector('#calls tr[data-id="cb-busy"]') !== null`)
+	cbEnded := *cb
+	cbEnd := now.Add(-25 * time.Second)
+	cbEnded.State, cbEnded.Ended, cbEnded.Unreached, cbEnded.Reason, cbEnded.Recorded = desk.CallEnded, &cbEnd, 486, "customer busy", false
+	mp.hub.Publish(desk.Event{Type: desk.EventCallEnded, Operators: []string{"anna"}, Payload: desk.CallUpdate{Call: &cbEnded}})
+
 	// A call ending now joins the list from its frame, newest first; the player stays.
 	browsertest.Step(t, sup, "mark the player", chromedp.Evaluate[chromedp.Void](yrow+`.querySelector('audio').dataset.mark = 'kept'`))
 	live := over("live", time.Minute, true)
@@ -533,6 +560,12 @@ func TestRecentCallsAfterReload(t *testing.T) {
 	}
 	if got := browsertest.Eval[string](t, sup, yrow+`.querySelector('audio').dataset.mark || ''`); got != "kept" {
 		t.Errorf("the player was replaced by a redraw")
+	}
+	if got := browsertest.Eval[string](t, sup, `(document.querySelector('#calls tr[data-id="cb-busy"]') || {className: 'gone'}).className`); strings.Contains(got, "wrapup") {
+		t.Errorf("the unreached callback's row is %q: it owes no wrap-up", got)
+	}
+	if got := browsertest.Eval[string](t, sup, answeredToday); got != todayBefore {
+		t.Errorf("anna's day went from %q to %q with an unreached callback", todayBefore, got)
 	}
 	browsertest.Screenshot(t, sup, "recent-1-after-reload")
 

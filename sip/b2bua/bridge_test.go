@@ -353,7 +353,7 @@ func TestSwitchModeWithoutRedial(t *testing.T) {
 func TestCallback(t *testing.T) {
 	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller,
 		b2buatest.WithDigest(diago.DigestAuth{Username: "desk", Password: "trunk-secret", Realm: "trunk.test"}))
-	customer.RingFor = 1500 * time.Millisecond
+	customer.RingFor.Store(int64(1500 * time.Millisecond))
 	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr, From: "sales", Username: "desk", Password: "trunk-secret"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -453,6 +453,39 @@ func TestCallbackCustomerBusy(t *testing.T) {
 	case k := <-r.kept:
 		t.Fatalf("promise reported kept: %v", k)
 	default:
+	}
+}
+
+// TestCallbackOperatorGivesUp: the operator hangs up while he hears the customer's
+// phone ring. The customer's leg is cancelled, nothing is reported (the trunk gave
+// no status: the desk closes the call from the operator's BYE), and the bridge
+// lets go of the call.
+func TestCallbackOperatorGivesUp(t *testing.T) {
+	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
+	customer.RingFor.Store(int64(time.Minute))
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-3"}); err != nil {
+		t.Fatal(err)
+	}
+	op := r.operator.WaitAnswered(t)
+	b2buatest.ExpectHears(t, "operator while the customer rings", op.Audio, map[float64]bool{b2bua.ToneHz: true})
+	if err := op.D.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+		t.Fatal("the callback is still up after the operator hung up")
+	}
+	select {
+	case u := <-r.unanswered:
+		t.Fatalf("reported unanswered %+v; the trunk gave no status", u)
+	case k := <-r.kept:
+		t.Fatalf("reported kept %v", k)
+	default:
+	}
+	if n := len(customer.Answered); n != 0 {
+		t.Fatalf("the customer's phone was answered %d times", n)
 	}
 }
 

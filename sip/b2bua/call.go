@@ -564,7 +564,9 @@ func (c *bridged) runCallback(cb Callback) {
 		code, _ := responseStatus(err)
 		e.log.Info("b2bua: callback customer not answered", "call_id", c.id, "status", code)
 		outcome = "customer-unanswered"
-		if e.cfg.onCallbackFailed != nil {
+		// Only the trunk's final answer is a status to report: 0 is our own
+		// cancel (the operator hung up, the bridge closed) or a timeout.
+		if e.cfg.onCallbackFailed != nil && code >= 300 {
 			e.cfg.onCallbackFailed(c.id, code)
 		}
 		if code == sipmsg.StatusBusyHere || code == sipmsg.StatusGlobalBusyEverywhere {
@@ -573,6 +575,7 @@ func (c *bridged) runCallback(cb Callback) {
 			select {
 			case <-time.After(busyFor):
 			case <-op.Context().Done():
+			case <-c.ctx.Done(): // the bridge is closing
 			}
 			busy.stop()
 		}

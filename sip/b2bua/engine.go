@@ -128,15 +128,17 @@ func WithRecorder(r Recorder) Option { return func(c *config) { c.recorder = r }
 func OnMonitor(f func(MonitorEvent)) Option { return func(c *config) { c.onMonitor = f } }
 
 // OnCallbackAnswered is told when the customer of a callback answered (the promise
-// is kept then). It must not block.
+// is kept then), before the two are bridged: so before anything can end the call.
+// It must not block.
 func OnCallbackAnswered(f func(callID, promise string)) Option {
 	return func(c *config) { c.onCallback = f }
 }
 
-// OnCallbackUnanswered is told when the customer of a callback did not answer,
-// with the trunk's final status (486 busy, 480 no answer, ...), before the
+// OnCallbackUnanswered is told when the trunk refused the customer's leg of a
+// callback with a final status (486 busy, 480 no answer, ...), before the
 // operator's leg is hung up (and before the busy tone he hears first when the
-// customer was busy). It must not block.
+// customer was busy). It is not told when the leg ended without a status: the
+// operator hung up while it rang, or the bridge closed. It must not block.
 func OnCallbackUnanswered(f func(callID string, status int)) Option {
 	return func(c *config) { c.onCallbackFailed = f }
 }

@@ -141,8 +141,9 @@ type Peer struct {
 	// answered carries the media of each call this peer answers.
 	Answered chan *Answered
 	Reject   atomic.Int32 // when set, incoming calls get this status
-	// RingFor is how long the phone rings before it answers (as a person would).
-	RingFor time.Duration
+	// RingFor is how long the phone rings before it answers (as a person would), in
+	// nanoseconds (RingFor.Store(int64(d))): a test may change it between calls.
+	RingFor atomic.Int64
 	// digestAuth, when set (WithDigest), makes the peer challenge every INVITE (a
 	// trunk with credentials); Challenged counts the INVITEs it refused with 401.
 	digestAuth *diago.DigestAuth
@@ -204,9 +205,9 @@ func NewPeer(t *testing.T, name string, tone float64, opts ...PeerOption) *Peer 
 			return
 		}
 		_ = d.Ringing()
-		if p.RingFor > 0 {
+		if ring := time.Duration(p.RingFor.Load()); ring > 0 {
 			select {
-			case <-time.After(p.RingFor):
+			case <-time.After(ring):
 			case <-d.Context().Done():
 				return
 			}
