@@ -126,6 +126,11 @@ function onFrame(f) {
       renderMonitors();
       // A callback whose customer never answered owes no wrap-up: nobody talked.
       const talked = f.call.answered && !f.call.unreached;
+      if (panel && f.call.direction === "callback" && f.call.promise_id && f.call.operator === state.me.login) {
+        // The promise row stops saying "calling" and offers Call back again.
+        if (f.type === "call.ended" && f.call.unreached) panel.dialEnded(f.call.promise_id, unreachedText(f.call, "short"));
+        else if (f.type === "call.missed" && f.call.state !== "ringing") panel.dialEnded(f.call.promise_id, t("cb_you_missed_short"));
+      }
       if (f.type === "call.ended" && talked && f.call.operator === state.me.login) state.wrapups.set(f.call.id, f.call);
       if (f.type === "call.missed" || (f.type === "call.ended" && !talked)) store.del(POP_PREFIX + f.call.id);
       if (!state.call || state.call.id === f.call.id || f.type === "call.answered") {
@@ -359,7 +364,7 @@ function renderCard() {
   const owed = state.wrapups.has(call.id);
   card.dataset.wrapup = owed ? "pending" : "";
   show($("wrapup-note"), owed);
-  $("card-state").textContent = call.unreached ? t(unreachedKey(call.unreached)).replace("{status}", call.unreached) : t(st);
+  $("card-state").textContent = call.unreached ? unreachedText(call) : t(st);
 
   const pop = state.pop && state.pop.call && state.pop.call.id === call.id ? state.pop : null;
   const contact = pop ? pop.contact : null;
@@ -385,12 +390,15 @@ function renderCard() {
   renderTimer(call, st);
 }
 
-// unreachedKey names why a callback's customer was not reached, by the trunk's status.
-function unreachedKey(status) {
-  if (status === 486 || status === 600) return "cb_busy";
-  if (status === 603) return "cb_declined";
-  if (status === 408 || status === 480 || status === 487) return "cb_no_answer";
-  return "cb_not_reached";
+// unreachedText says why a callback's customer was not reached, by the trunk's
+// status: in full on the card, short ("short") in the promise's row.
+function unreachedText(call, form) {
+  const status = call.unreached;
+  let key = "cb_not_reached";
+  if (status === 486 || status === 600) key = "cb_busy";
+  else if (status === 603) key = "cb_declined";
+  else if (status === 408 || status === 480 || status === 487) key = "cb_no_answer";
+  return t(form === "short" ? key + "_short" : key).replace("{status}", String(status));
 }
 
 function setFact(name, value) {

@@ -12,7 +12,7 @@ export class PromisePanel {
     this.items = new Map(); // id -> promise
     this.rows = new Map();  // id -> {li, cd}
     this.editing = null;    // id whose "kept" form is open
-    this.dialing = new Map(); // id -> {state: "pending"|"calling"|"error", text, at} of a callback asked for
+    this.dialing = new Map(); // id -> {state: "pending"|"calling"|"error"|"ended", text, at} of a callback asked for
     setInterval(() => this.tick(), 1000);
   }
 
@@ -88,11 +88,12 @@ export class PromisePanel {
     for (const [id, { li, cd, msg }] of this.rows) {
       if (msg) {
         const d = this.dialing.get(id);
-        const text = !d ? "" : d.state === "error" ? d.text : d.state === "pending" ? "…" : t("callBackCalling");
+        const busy = !!d && (d.state === "pending" || d.state === "calling");
+        const text = !d ? "" : d.state === "pending" ? "…" : d.state === "calling" ? t("callBackCalling") : d.text;
         if (msg.textContent !== text) msg.textContent = text;
         msg.dataset.state = d ? d.state : "";
         const b = li.querySelector("button.callback");
-        if (b) b.disabled = !!d && d.state !== "error";
+        if (b) b.disabled = busy;
       }
       const p = this.items.get(id);
       const due = Date.parse(p && p.due);
@@ -103,10 +104,18 @@ export class PromisePanel {
     }
   }
 
+  // dialEnded says how a callback of promise id ended without keeping it (the
+  // customer busy, his phone not answered), and lets the operator try again.
+  dialEnded(id, text) {
+    if (!id) return;
+    this.dialing.set(id, { state: "ended", text, at: Date.now() });
+    this.tick();
+  }
+
   // callBack asks the desk to ring this operator's phone and then the customer.
   async callBack(id) {
     const d = this.dialing.get(id);
-    if (d && d.state !== "error") return;
+    if (d && (d.state === "pending" || d.state === "calling")) return;
     this.dialing.set(id, { state: "pending", at: Date.now() });
     this.tick();
     let r;

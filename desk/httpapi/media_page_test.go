@@ -439,6 +439,10 @@ func TestMediaCallbackPage(t *testing.T) {
 	if browsertest.Eval[bool](t, op, row("pr-2")+` === null`) {
 		t.Errorf("pr-2 left her list")
 	}
+	// The promise's row says how it went and offers Call back again.
+	if got := browsertest.Eval[string](t, op, row("pr-2")+`.querySelector('.callback-msg').textContent + ' | ' + `+row("pr-2")+`.querySelector('button.callback').disabled`); got != "Busy | false" {
+		t.Errorf("pr-2's row after the busy callback: %q", got)
+	}
 	browsertest.Screenshot(t, op, "media-5-customer-busy")
 
 	// A trunk failure shows the status the trunk gave.
