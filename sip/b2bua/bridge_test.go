@@ -400,6 +400,16 @@ func TestCallback(t *testing.T) {
 	// The ringback stops with the answer.
 	b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2bua.ToneHz: false})
 	b2buatest.ExpectHears(t, "customer", cust.Audio, map[float64]bool{b2buatest.ToneOperator: true})
+	// A supervisor can coach a callback like an inbound call: the customer has the
+	// caller's place.
+	if err := r.bridge.Monitor(ctx, id, "sup1", b2bua.Whisper); err != nil {
+		t.Fatal(err)
+	}
+	sup := r.sup.WaitAnswered(t)
+	r.waitMonitor(t, "joined")
+	b2buatest.ExpectHears(t, "supervisor of the callback", sup.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2buatest.ToneOperator: true})
+	b2buatest.ExpectHears(t, "operator coached", op.Audio, map[float64]bool{b2buatest.ToneCaller: true, b2buatest.ToneSupervisor: true})
+	b2buatest.ExpectHears(t, "customer", cust.Audio, map[float64]bool{b2buatest.ToneOperator: true, b2buatest.ToneSupervisor: false})
 	select {
 	case u := <-r.unanswered:
 		t.Fatalf("an answered callback reported unanswered: %+v", u)
