@@ -175,7 +175,8 @@ func startMedia(ctx context.Context, cfg *config, settings *yamlfile.Config, sip
 		return nil, fmt.Errorf("DESK_RTP_PORTS %q: want min-max, e.g. 10000-20000", cfg.RTPPorts)
 	}
 	if t := settings.Media.Trunk; t != nil {
-		opts = append(opts, b2bua.WithTrunk(b2bua.Trunk{URI: t.URI, Username: t.Username, Password: t.Password}))
+		opts = append(opts, b2bua.WithTrunk(b2bua.Trunk{URI: t.URI, Username: t.Username, Password: t.Password}),
+			b2bua.WithCallbackRingTimeout(t.RingTimeout))
 	}
 	var rec *recordfile.Dir
 	if settings.Records() {

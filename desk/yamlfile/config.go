@@ -83,6 +83,9 @@ type Trunk struct {
 	Username string `json:"username,omitempty"`
 	// Password never leaves the desk, not even in the config as JSON.
 	Password string `json:"-"`
+	// RingTimeout is how long a callback lets the customer's phone ring (YAML
+	// ring_timeout, 5s to 5m); 0 is the bridge's default of 45 s.
+	RingTimeout time.Duration `json:"ring_timeout,omitempty"`
 }
 
 // Records reports whether any line records its calls.
@@ -809,9 +812,10 @@ func roleStrings(rs []desk.Role) []string {
 	return out
 }
 
-// trunk reads the outbound trunk: {uri: sip:host[:port], username, password}.
+// trunk reads the outbound trunk: {uri: sip:host[:port], username, password,
+// ring_timeout}.
 func (c *collector) trunk(n *yaml.Node) *Trunk {
-	m, ok := c.mapping(n, "media trunk", "uri", "username", "password")
+	m, ok := c.mapping(n, "media trunk", "uri", "username", "password", "ring_timeout")
 	if !ok {
 		return nil
 	}
@@ -846,6 +850,19 @@ func (c *collector) trunk(n *yaml.Node) *Trunk {
 			t.Password = s
 			if t.Username == "" {
 				c.add(p, "media: trunk password needs a username")
+			}
+		}
+	}
+	if r := m.get("ring_timeout"); r != nil {
+		if s, ok := c.str(r, "media trunk ring_timeout"); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				c.add(r, "media: trunk ring_timeout %q is not a duration such as 45s", s)
+			case d < 5*time.Second || d > 5*time.Minute:
+				c.add(r, "media: trunk ring_timeout %s must be between 5s and 5m", d)
+			default:
+				t.RingTimeout = d
 			}
 		}
 	}

@@ -159,6 +159,10 @@ func TestParseConfigErrors(t *testing.T) {
 			`c.yaml:2: media: trunk uri is required (e.g. sip:gw.example.net:5060)`}},
 		{"trunk password", "media:\n  trunk: {uri: \"sip:gw.example.net\", password: x}\n", []string{
 			`c.yaml:2: media: trunk password needs a username`}},
+		{"trunk ring timeout", "media:\n  trunk: {uri: \"sip:gw.example.net\", ring_timeout: 1s}\n", []string{
+			`c.yaml:2: media: trunk ring_timeout 1s must be between 5s and 5m`}},
+		{"trunk ring timeout syntax", "media:\n  trunk: {uri: \"sip:gw.example.net\", ring_timeout: soon}\n", []string{
+			`c.yaml:2: media: trunk ring_timeout "soon" is not a duration such as 45s`}},
 		{"not a mapping", "- a\n- b\n", []string{
 			`c.yaml:1: config must be a mapping (key: value), not a list`}},
 		{"syntax", "lines: [\n", []string{
@@ -354,7 +358,7 @@ func TestParseMediaConfig(t *testing.T) {
   - {number: support, media: true, record: true, retention: 1000h}
   - {number: plain}
 media:
-  trunk: {uri: "sips:+{number}@gw.example.net:5061", username: desk, password: s3cret}
+  trunk: {uri: "sips:+{number}@gw.example.net:5061", username: desk, password: s3cret, ring_timeout: 30s}
   recordings: {dir: /var/lib/desk/rec, roles: [admin, admin]}
 `
 	cfg, err := ParseConfig("m.yaml", []byte(y))
@@ -387,7 +391,8 @@ media:
 		t.Error("Records() = false")
 	}
 	m := cfg.Media
-	if m.Trunk == nil || m.Trunk.URI != "sips:+{number}@gw.example.net:5061" || m.Trunk.Username != "desk" || m.Trunk.Password != "s3cret" {
+	if m.Trunk == nil || m.Trunk.URI != "sips:+{number}@gw.example.net:5061" || m.Trunk.Username != "desk" || m.Trunk.Password != "s3cret" ||
+		m.Trunk.RingTimeout != 30*time.Second {
 		t.Errorf("trunk: %+v", m.Trunk)
 	}
 	if m.RecordingsDir != "/var/lib/desk/rec" || len(m.RecordingRoles) != 1 || m.RecordingRoles[0] != desk.RoleAdmin {

@@ -499,6 +499,40 @@ func TestCallbackOperatorGivesUp(t *testing.T) {
 	}
 }
 
+// TestCallbackRingTimeout: a customer's phone that rings past the ring timeout is
+// given up on: his leg is cancelled, 408 is reported, the operator is hung up.
+func TestCallbackRingTimeout(t *testing.T) {
+	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
+	customer.RingFor.Store(int64(time.Minute))
+	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}), b2bua.WithCallbackRingTimeout(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := r.operator.WaitAnswered(t)
+	select {
+	case u := <-r.unanswered:
+		if u != (unanswered{id, 408}) {
+			t.Fatalf("unanswered %+v; want %s with 408", u, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ring timeout was not reported")
+	}
+	select {
+	case <-op.D.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("operator not hung up after the ring timeout")
+	}
+	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+		t.Fatal("the callback is still up")
+	}
+	if n := len(customer.Answered); n != 0 {
+		t.Fatalf("the customer's phone was answered %d times", n)
+	}
+}
+
 func TestCallbackWithoutTrunk(t *testing.T) {
 	br, err := b2bua.New()
 	if err != nil {

@@ -523,7 +523,9 @@ func (c *bridged) runCallback(cb Callback) {
 		c.hangup(op)
 		return
 	}
-	cctx, ccancel := context.WithCancel(c.ctx)
+	// The customer's leg ends when the operator hangs up, or when it has rung long
+	// enough (reported as 408, the trunk having given no final answer).
+	cctx, ccancel := context.WithTimeout(c.ctx, e.cfg.customerRing)
 	defer ccancel()
 	go func() {
 		select {
@@ -562,10 +564,13 @@ func (c *bridged) runCallback(cb Callback) {
 	if err != nil {
 		cust.Close()
 		code, _ := responseStatus(err)
+		if code == 0 && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			code = sipmsg.StatusRequestTimeout // rang for the whole ring timeout
+		}
 		e.log.Info("b2bua: callback customer not answered", "call_id", c.id, "status", code)
 		outcome = "customer-unanswered"
-		// Only the trunk's final answer is a status to report: 0 is our own
-		// cancel (the operator hung up, the bridge closed) or a timeout.
+		// Only a final answer (or our ring timeout) is a status to report: 0 is
+		// our own cancel (the operator hung up, the bridge closed).
 		if e.cfg.onCallbackFailed != nil && code >= 300 {
 			e.cfg.onCallbackFailed(c.id, code)
 		}

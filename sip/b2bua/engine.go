@@ -99,6 +99,8 @@ type config struct {
 	registerer       prometheus.Registerer
 	domain           string
 	maxCalls         int
+	// customerRing bounds how long a callback's customer rings (WithCallbackRingTimeout).
+	customerRing time.Duration
 }
 
 // WithLogger sets the logger.
@@ -162,6 +164,21 @@ func WithRTPPorts(min, max int) Option {
 // WithMaxCalls bounds the calls carried at once; more are refused with 503 (0: no bound).
 func WithMaxCalls(n int) Option { return func(c *config) { c.maxCalls = n } }
 
+// DefaultCallbackRingTimeout is how long a callback lets the customer's phone ring
+// before it gives up (trunks often ring for minutes; the operator waits meanwhile).
+const DefaultCallbackRingTimeout = 45 * time.Second
+
+// WithCallbackRingTimeout sets how long a callback lets the customer's phone ring
+// (default DefaultCallbackRingTimeout). The bridge then cancels the customer's leg
+// and hangs up the operator's: the call closes as not answered.
+func WithCallbackRingTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.customerRing = d
+		}
+	}
+}
+
 // Engine is the media bridge.
 type Engine struct {
 	cfg   config
@@ -184,7 +201,8 @@ type Engine struct {
 
 // New creates the bridge; Start serves it.
 func New(opts ...Option) (*Engine, error) {
-	cfg := config{log: slog.New(slog.DiscardHandler), listen: "127.0.0.1:0", domain: "desk.invalid"}
+	cfg := config{log: slog.New(slog.DiscardHandler), listen: "127.0.0.1:0", domain: "desk.invalid",
+		customerRing: DefaultCallbackRingTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
