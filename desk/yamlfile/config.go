@@ -252,16 +252,8 @@ func (c *collector) config(root *yaml.Node, cfg *Config) {
 		}
 	}
 	if n := m.get("ring_timeout"); n != nil {
-		if s, ok := c.str(n, "ring_timeout"); ok {
-			d, err := time.ParseDuration(s)
-			switch {
-			case err != nil:
-				c.add(n, "ring_timeout %q is not a duration such as 20s", s)
-			case d < time.Second || d > 5*time.Minute:
-				c.add(n, "ring_timeout %s must be between 1s and 5m", d)
-			default:
-				cfg.RingTimeout = d
-			}
+		if d, ok := c.duration(n, "ring_timeout", "20s", time.Second, 5*time.Minute); ok {
+			cfg.RingTimeout = d
 		}
 	}
 	if n := m.get("timezone"); n != nil {
@@ -854,16 +846,8 @@ func (c *collector) trunk(n *yaml.Node) *Trunk {
 		}
 	}
 	if r := m.get("ring_timeout"); r != nil {
-		if s, ok := c.str(r, "media trunk ring_timeout"); ok {
-			d, err := time.ParseDuration(s)
-			switch {
-			case err != nil:
-				c.add(r, "media: trunk ring_timeout %q is not a duration such as 45s", s)
-			case d < 5*time.Second || d > 5*time.Minute:
-				c.add(r, "media: trunk ring_timeout %s must be between 5s and 5m", d)
-			default:
-				t.RingTimeout = d
-			}
+		if d, ok := c.duration(r, "media: trunk ring_timeout", "45s", 5*time.Second, 5*time.Minute); ok {
+			t.RingTimeout = d
 		}
 	}
 	return t

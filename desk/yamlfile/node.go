@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -190,6 +191,36 @@ func (c *collector) str(n *yaml.Node, what string) (string, bool) {
 		return "", false
 	}
 	return n.Value, true
+}
+
+// duration reads a Go duration from min to max; what names the key in errors,
+// example shows a valid value.
+func (c *collector) duration(n *yaml.Node, what, example string, min, max time.Duration) (time.Duration, bool) {
+	s, ok := c.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		c.add(n, "%s %q is not a duration such as %s", what, s, example)
+	case d < min || d > max:
+		// "5m", not "5m0s": the bounds as a person writes them in the config.
+		short := func(d time.Duration) string {
+			s := d.String()
+			if strings.HasSuffix(s, "m0s") {
+				s = strings.TrimSuffix(s, "0s")
+			}
+			if strings.HasSuffix(s, "h0m") {
+				s = strings.TrimSuffix(s, "0m")
+			}
+			return s
+		}
+		c.add(n, "%s %s must be between %s and %s", what, d, short(min), short(max))
+	default:
+		return d, true
+	}
+	return 0, false
 }
 
 func (c *collector) boolean(n *yaml.Node, what string) (bool, bool) {

@@ -105,9 +105,9 @@ type rig struct {
 	// not answer.
 	unanswered chan unanswered
 	dir        string
-	caller   *b2buatest.Peer
-	operator *b2buatest.Peer
-	sup      *b2buatest.Peer
+	caller     *b2buatest.Peer
+	operator   *b2buatest.Peer
+	sup        *b2buatest.Peer
 }
 
 func newRig(t *testing.T, opts ...b2bua.Option) *rig {
@@ -428,108 +428,80 @@ func TestCallback(t *testing.T) {
 	}
 }
 
-// TestCallbackCustomerBusy: the operator answers, the customer is busy; the operator
-// hears the busy tone, the busy status is reported, then the operator is hung up and
-// no promise is reported kept.
-func TestCallbackCustomerBusy(t *testing.T) {
-	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
-	customer.Reject.Store(486)
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"})
-	if err != nil {
-		t.Fatal(err)
+// TestCallbackNotAnswered: the operator answers his phone, but the customer is never
+// on the line. In every case the operator's leg is hung up, the customer's phone
+// was never answered, nothing is reported kept, and the bridge lets go of the call.
+//   - busy: the operator hears the busy tone, and 486 is reported;
+//   - ring timeout: the customer's phone rings past the timeout, is cancelled, and
+//     408 is reported;
+//   - the operator gives up while he hears the ringback: the customer's leg is
+//     cancelled and nothing is reported (the trunk gave no status; the desk closes
+//     the call from the operator's BYE).
+func TestCallbackNotAnswered(t *testing.T) {
+	tests := []struct {
+		name    string
+		reject  int32         // the customer's phone answers this status
+		ringFor time.Duration // how long the customer's phone rings before it would answer
+		opts    []b2bua.Option
+		hangUp  bool // the operator hangs up while he hears the tone
+		report  int  // the status reported; 0: none
+	}{
+		{name: "busy", reject: 486, report: 486},
+		{name: "ring timeout", ringFor: time.Minute, opts: []b2bua.Option{b2bua.WithCallbackRingTimeout(2 * time.Second)}, report: 408},
+		{name: "operator gives up", ringFor: time.Minute, hangUp: true},
 	}
-	op := r.operator.WaitAnswered(t)
-	select {
-	case u := <-r.unanswered:
-		if u != (unanswered{id, 486}) {
-			t.Fatalf("unanswered %+v; want %s with 486", u, id)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the busy customer was not reported")
-	}
-	if op.Audio == nil {
-		t.Fatal("the operator's answer was not confirmed")
-	}
-	b2buatest.ExpectHears(t, "operator of a busy customer", op.Audio, map[float64]bool{b2bua.ToneHz: true})
-	select {
-	case <-op.D.Context().Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("operator not hung up after the customer was busy")
-	}
-	select {
-	case k := <-r.kept:
-		t.Fatalf("promise reported kept: %v", k)
-	default:
-	}
-}
-
-// TestCallbackOperatorGivesUp: the operator hangs up while he hears the customer's
-// phone ring. The customer's leg is cancelled, nothing is reported (the trunk gave
-// no status: the desk closes the call from the operator's BYE), and the bridge
-// lets go of the call.
-func TestCallbackOperatorGivesUp(t *testing.T) {
-	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
-	customer.RingFor.Store(int64(time.Minute))
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-3"}); err != nil {
-		t.Fatal(err)
-	}
-	op := r.operator.WaitAnswered(t)
-	b2buatest.ExpectHears(t, "operator while the customer rings", op.Audio, map[float64]bool{b2bua.ToneHz: true})
-	if err := op.D.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
-		t.Fatal("the callback is still up after the operator hung up")
-	}
-	select {
-	case u := <-r.unanswered:
-		t.Fatalf("reported unanswered %+v; the trunk gave no status", u)
-	case k := <-r.kept:
-		t.Fatalf("reported kept %v", k)
-	default:
-	}
-	if n := len(customer.Answered); n != 0 {
-		t.Fatalf("the customer's phone was answered %d times", n)
-	}
-}
-
-// TestCallbackRingTimeout: a customer's phone that rings past the ring timeout is
-// given up on: his leg is cancelled, 408 is reported, the operator is hung up.
-func TestCallbackRingTimeout(t *testing.T) {
-	customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
-	customer.RingFor.Store(int64(time.Minute))
-	r := newRig(t, b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr}), b2bua.WithCallbackRingTimeout(time.Second))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-4"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := r.operator.WaitAnswered(t)
-	select {
-	case u := <-r.unanswered:
-		if u != (unanswered{id, 408}) {
-			t.Fatalf("unanswered %+v; want %s with 408", u, id)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the ring timeout was not reported")
-	}
-	select {
-	case <-op.D.Context().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("operator not hung up after the ring timeout")
-	}
-	if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
-		t.Fatal("the callback is still up")
-	}
-	if n := len(customer.Answered); n != 0 {
-		t.Fatalf("the customer's phone was answered %d times", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			customer := b2buatest.NewPeer(t, "customer", b2buatest.ToneCaller)
+			customer.Reject.Store(tt.reject)
+			customer.RingFor.Store(int64(tt.ringFor))
+			r := newRig(t, append([]b2bua.Option{b2bua.WithTrunk(b2bua.Trunk{URI: "sip:" + customer.Addr})}, tt.opts...)...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			id, err := r.bridge.Callback(ctx, b2bua.Callback{Operator: "op1", Number: "+79161234567", Line: "sales", Promise: "p-2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			op := r.operator.WaitAnswered(t)
+			if op.Audio == nil {
+				t.Fatal("the operator's answer was not confirmed")
+			}
+			// Busy tone or ringback: the operator is not left in silence.
+			b2buatest.ExpectHears(t, "operator", op.Audio, map[float64]bool{b2bua.ToneHz: true})
+			if tt.hangUp {
+				if err := op.D.Hangup(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.report != 0 {
+				select {
+				case u := <-r.unanswered:
+					if u != (unanswered{id, tt.report}) {
+						t.Fatalf("unanswered %+v; want %s with %d", u, id, tt.report)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%d was not reported", tt.report)
+				}
+			}
+			select {
+			case <-op.D.Context().Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the operator's leg is still up")
+			}
+			if err := b2buatest.Eventually(5*time.Second, func() bool { return r.bridge.Active() == 0 }); err != nil {
+				t.Fatal("the callback is still up")
+			}
+			select {
+			case u := <-r.unanswered:
+				t.Fatalf("reported unanswered %+v", u)
+			case k := <-r.kept:
+				t.Fatalf("promise reported kept: %v", k)
+			default:
+			}
+			if n := len(customer.Answered); n != 0 {
+				t.Fatalf("the customer's phone was answered %d times", n)
+			}
+		})
 	}
 }
 
