@@ -539,28 +539,18 @@ func (c *bridged) runCallback(cb Callback) {
 		fromUser = cb.Line
 	}
 	// The operator hears the customer's phone ring from the first 180 or 183 (early
-	// media from the trunk is not relayed: the ringback is the desk's own).
-	var ring struct {
-		sync.Mutex
-		p    *player
-		done bool
-	}
+	// media from the trunk is not relayed: the ringback is the desk's own). sipgo
+	// calls OnResponse on this goroutine, inside Invite, so ring needs no lock.
+	var ring *player
 	onResponse := func(res *sipmsg.Response) error {
-		if res.StatusCode == sipmsg.StatusRinging || res.StatusCode == sipmsg.StatusSessionInProgress {
-			ring.Lock()
-			if !ring.done && ring.p == nil {
-				ring.p = play(opMed, ringbackTone)
-			}
-			ring.Unlock()
+		if ring == nil && (res.StatusCode == sipmsg.StatusRinging || res.StatusCode == sipmsg.StatusSessionInProgress) {
+			ring = play(opMed, ringbackTone)
 		}
 		return nil
 	}
 	custMed, err := cust.Invite(cctx, diago.InviteClientOptions{Username: t.Username, Password: t.Password,
 		Headers: []sipmsg.Header{e.fromHeader("", fromUser)}, OnResponse: onResponse})
-	ring.Lock()
-	ring.done = true
-	ring.Unlock()
-	ring.p.stop()
+	ring.stop()
 	if err != nil {
 		cust.Close()
 		code, _ := responseStatus(err)
